@@ -1,0 +1,77 @@
+//! One simulation run from one seed, and the line that reports it.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Duration;
+
+use madsim::runtime::Runtime;
+
+use crate::scenario::{self, ScenarioConfig, StoreKind};
+use crate::trace::Trace;
+
+/// Virtual time after which a run is declared stuck.
+pub const TIME_LIMIT: Duration = Duration::from_secs(3_600);
+
+/// The verdict of one seed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunOutcome {
+    pub seed: u64,
+    pub trace_hash: u64,
+    pub passed: bool,
+    pub reason: Option<String>,
+}
+
+impl RunOutcome {
+    /// The one-line summary: `seed=S trace_hash=H result=pass`, or with `result=fail reason=".."
+    /// replay=".."`.
+    pub fn line(&self) -> String {
+        let head = format!("seed={} trace_hash={:016x}", self.seed, self.trace_hash);
+        if self.passed {
+            format!("{head} result=pass")
+        } else {
+            let reason = self.reason.as_deref().unwrap_or("unknown").replace('\\', "\\\\").replace('"', "\\\"");
+            format!("{head} result=fail reason=\"{reason}\" replay=\"{}\"", replay_command(self.seed))
+        }
+    }
+}
+
+/// The shell command that replays `seed` with full tracing.
+pub fn replay_command(seed: u64) -> String {
+    format!("cargo run -p tessera-sim -- replay {seed}")
+}
+
+/// Run the default scenario on `seed`; `verbose` prints every trace event to stderr.
+pub fn run_seed(seed: u64, verbose: bool) -> RunOutcome {
+    run_config(ScenarioConfig::from_seed(seed), verbose)
+}
+
+/// Run the default scenario on `seed` with another store (the simulator's self-tests use the toy store).
+pub fn run_seed_with_store(seed: u64, store: StoreKind, verbose: bool) -> RunOutcome {
+    run_config(ScenarioConfig { store, ..ScenarioConfig::from_seed(seed) }, verbose)
+}
+
+/// Run `config` in a fresh madsim runtime seeded with `config.seed`. A panic anywhere in the
+/// simulation (including the time limit) is a failed run, not a crash of the caller.
+pub fn run_config(config: ScenarioConfig, verbose: bool) -> RunOutcome {
+    let seed = config.seed;
+    let trace = Trace::new(verbose);
+    let result = {
+        let trace = trace.clone();
+        catch_unwind(AssertUnwindSafe(move || {
+            let mut runtime = Runtime::with_seed_and_config(seed, madsim::Config::default());
+            runtime.set_time_limit(TIME_LIMIT);
+            runtime.block_on(scenario::run(config, trace))
+        }))
+    };
+    let (passed, reason) = match result {
+        Ok(r) => (r.passed, r.reason),
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_string()))
+                .unwrap_or_else(|| "non-string panic".into());
+            (false, Some(format!("panic: {msg}")))
+        }
+    };
+    RunOutcome { seed, trace_hash: trace.hash(), passed, reason }
+}
