@@ -1,1 +1,21 @@
+//! The real environment: Tessera's environment doors ([`tessera_env`]) over the operating system.
+//!
+//! - [`FileDisk`]: a [`tessera_env::Disk`] over a regular file or block device, `O_DIRECT` where the file
+//!   system allows, `fdatasync` on flush, fenced after a failed write or flush.
+//! - [`RealClock`] / [`RealWallClock`]: the monotonic and wall clocks.
+//! - [`TokioSpawn`]: tasks on a tokio runtime.
+//! - [`os_seed`] / [`os_seeded_rng`]: the one place that reads OS randomness.
+//!
+//! The same disk conformance suite (`tessera_env::conformance`) runs against [`FileDisk`] and the
+//! simulated disk (`tests/conformance.rs`).
 
+mod aligned;
+mod clock;
+mod file_disk;
+mod rng;
+mod spawn;
+
+pub use clock::{RealClock, RealWallClock};
+pub use file_disk::{FileDisk, FileDiskError, IoMode, MIN_CAPACITY_BYTES};
+pub use rng::{os_seed, os_seeded_rng};
+pub use spawn::TokioSpawn;
