@@ -4,4 +4,5 @@
 //! then shown what the system holds afterwards, and answers with the list of violations. Nothing here
 //! depends on how the system is built, so the same checker judges a simulated run and a real one.
 
+pub mod config_history;
 pub mod durability;

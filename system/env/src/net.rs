@@ -2,7 +2,8 @@ use core::fmt;
 use core::future::Future;
 
 /// Identity of a node in the cluster. Stable across restarts of the node.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct NodeId(pub u64);
 
 impl fmt::Debug for NodeId {

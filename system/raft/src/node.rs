@@ -177,6 +177,8 @@ struct Pending {
     applied_to: u64,
     /// Committed membership changes to hand to raft-rs at `advance`.
     conf_changes: Vec<(u64, ConfChangeV2)>,
+    /// Peers this ready sends a snapshot to.
+    snapshots_to: Vec<u64>,
 }
 
 /// One replica of one Raft group: raft-rs's `RawNode` with our types, our randomness and a strict
@@ -461,9 +463,11 @@ impl RaftNode {
         }
         let conf_changes = committed.iter().filter_map(verified_conf_change).collect();
 
+        let snapshots_to =
+            messages.iter().filter(|(_, m)| m.msg_type == MessageType::Snapshot).map(|(to, _)| to.0).collect();
         let token = self.next_token;
         self.next_token += 1;
-        self.pending = Some(Pending { token, ready: rd, applied_to, conf_changes });
+        self.pending = Some(Pending { token, ready: rd, applied_to, conf_changes, snapshots_to });
         Some(RaftReady {
             token: ReadyToken(token),
             persist,
@@ -490,6 +494,12 @@ impl RaftNode {
         }
         self.applied = self.applied.max(pending.applied_to);
         self.raw.advance_apply_to(self.applied);
+        // The network is unreliable and has no delivery reports: count a snapshot as sent once it is
+        // handed out. If it was lost, the follower rejects the next append and the leader sends the
+        // snapshot again; without this report the leader would wait for it forever.
+        for to in pending.snapshots_to {
+            self.raw.report_snapshot(to, raft::SnapshotStatus::Finish);
+        }
         self.pin_election_timeout();
     }
 

@@ -158,7 +158,7 @@ impl<D: Disk> Store<D> {
         let starts = self.allocate_all(batch)?;
         let mut records = Vec::with_capacity(batch.len());
         for (i, (data, &start_block)) in batch.iter().zip(&starts).enumerate() {
-            self.write_blocks(start_block, &pad_to_blocks(data.to_vec())).await?;
+            self.write_extent_blocks(start_block, data).await?;
             let id = ExtentId(self.next_extent_id + i as u64);
             records.push(Record::Commit { id, extent: ExtentRecord::for_data(start_block, data) });
         }
@@ -399,6 +399,20 @@ impl<D: Disk> Store<D> {
         assert!(!data.is_empty() && data.len().is_multiple_of(BLOCK_BYTES_USIZE));
         let result = self.disk.write(block * BLOCK_BYTES, data).await;
         self.fence_on_error(result)
+    }
+
+    /// Writes an extent's payload at `block`: the whole blocks straight from the caller's buffer (no
+    /// copy), then the last partial block, if any, padded with zeros.
+    async fn write_extent_blocks(&mut self, block: u64, data: &[u8]) -> Result<(), StoreError> {
+        let whole_bytes = data.len() / BLOCK_BYTES_USIZE * BLOCK_BYTES_USIZE;
+        if whole_bytes > 0 {
+            self.write_blocks(block, &data[..whole_bytes]).await?;
+        }
+        if whole_bytes < data.len() {
+            let tail = pad_to_blocks(data[whole_bytes..].to_vec());
+            self.write_blocks(block + (whole_bytes / BLOCK_BYTES_USIZE) as u64, &tail).await?;
+        }
+        Ok(())
     }
 
     /// Writes a metadata region in pieces of at most [`MAX_IO_BYTES`].
