@@ -8,6 +8,7 @@
 //! See docs/SIMULATION.md.
 
 pub mod cluster;
+pub mod config_scenario;
 pub mod crash;
 pub mod disk;
 pub mod env;

@@ -5,6 +5,7 @@ use std::ops::Range;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use tessera_sim::config_scenario::{config_line, run_config_seed};
 use tessera_sim::{RunOutcome, run_crash_seed, run_seed};
 
 #[derive(Parser, Debug)]
@@ -40,6 +41,10 @@ enum Command {
     /// several times at random points (inside writes, frees and checkpoints), reopens the store and checks
     /// every acknowledged extent byte for byte. Prints `crash seeds=N passed=P failed=F`.
     Crash(CrashArgs),
+    /// The config-service scenario: config members replicate membership, epochs and the shard map with
+    /// Raft while nodes crash and the network partitions; checks linearizability of config changes,
+    /// that a minority cannot change the config, leader failover and rack-failure detection.
+    Config(RunArgs),
 }
 
 #[derive(Args, Debug)]
@@ -87,6 +92,20 @@ fn main() -> ExitCode {
             let outcome = run_seed(seed, true);
             report(&outcome);
             if outcome.passed { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        }
+        Command::Config(args) => {
+            let range = args.seeds.unwrap_or_else(|| {
+                let seed = args.seed.unwrap_or(1);
+                seed..seed + 1
+            });
+            let (mut passed, mut failed) = (0u64, 0u64);
+            for seed in range {
+                let (result, hash) = run_config_seed(seed, args.verbose);
+                println!("{}", config_line(seed, &result, hash));
+                if result.passed { passed += 1 } else { failed += 1 }
+            }
+            println!("config seeds={} passed={passed} failed={failed}", passed + failed);
+            if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
         }
         Command::Crash(args) => {
             let range = args.seeds.unwrap_or_else(|| {
