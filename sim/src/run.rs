@@ -64,14 +64,16 @@ pub fn run_config(config: ScenarioConfig, verbose: bool) -> RunOutcome {
     };
     let (passed, reason) = match result {
         Ok(r) => (r.passed, r.reason),
-        Err(panic) => {
-            let msg = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_string()))
-                .unwrap_or_else(|| "non-string panic".into());
-            (false, Some(format!("panic: {msg}")))
-        }
+        Err(panic) => (false, Some(format!("panic: {}", panic_message(&*panic)))),
     };
     RunOutcome { seed, trace_hash: trace.hash(), passed, reason }
+}
+
+/// The text of a caught panic (a simulation that panics is a failed run, reported with this text).
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_string()))
+        .unwrap_or_else(|| "non-string panic".into())
 }

@@ -87,13 +87,9 @@ pub fn run_config_seed(seed: u64, verbose: bool) -> (ConfigRunResult, u64) {
         runtime.set_time_limit(crate::TIME_LIMIT);
         runtime.block_on(run(ConfigScenario::from_seed(seed), t))
     }));
-    let result = outcome.unwrap_or_else(|panic| {
-        let msg = panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_string()))
-            .unwrap_or_else(|| "non-string panic".into());
-        ConfigRunResult { reason: Some(format!("panic: {msg}")), ..Default::default() }
+    let result = outcome.unwrap_or_else(|panic| ConfigRunResult {
+        reason: Some(format!("panic: {}", crate::run::panic_message(&*panic))),
+        ..Default::default()
     });
     (result, trace.hash())
 }

@@ -79,14 +79,7 @@ impl<C: Clock, N: Net, D: Disk> ConfigNode<C, N, D> {
         let mut next_tick = self.clock.now() + self.tick;
         loop {
             let wait = next_tick.saturating_since(self.clock.now());
-            let event = {
-                let recv = std::pin::pin!(self.net.recv());
-                let sleep = std::pin::pin!(self.clock.sleep(wait));
-                match select(recv, sleep).await {
-                    Either::Left((msg, _)) => Some(msg),
-                    Either::Right(_) => None,
-                }
-            };
+            let event = recv_or_sleep(&self.net, &self.clock, wait).await;
             let now = self.clock.now();
             match event {
                 Some(Ok((from, bytes))) => {
@@ -183,14 +176,7 @@ pub async fn submit<C: Clock, N: Net>(
         if let Some((_, result)) = client.take_completed().into_iter().find(|(s, _)| *s == seq) {
             return (seq, result);
         }
-        let event = {
-            let recv = std::pin::pin!(net.recv());
-            let sleep = std::pin::pin!(clock.sleep(poll));
-            match select(recv, sleep).await {
-                Either::Left((msg, _)) => Some(msg),
-                Either::Right(_) => None,
-            }
-        };
+        let event = recv_or_sleep(net, clock, poll).await;
         let now = clock.now();
         if let Some(Ok((from, bytes))) = event
             && let Ok(msg) = ConfigMessage::decode(&bytes)
@@ -198,5 +184,20 @@ pub async fn submit<C: Clock, N: Net>(
             client.handle(from, &msg, now);
         }
         client.tick(now);
+    }
+}
+
+/// The next message, or `None` once `wait` has passed without one. Cancel-safe: a message is taken off
+/// the endpoint only when it is returned.
+async fn recv_or_sleep<C: Clock, N: Net>(
+    net: &N,
+    clock: &C,
+    wait: Duration,
+) -> Option<Result<(NodeId, Vec<u8>), NetError>> {
+    let recv = std::pin::pin!(net.recv());
+    let sleep = std::pin::pin!(clock.sleep(wait));
+    match select(recv, sleep).await {
+        Either::Left((msg, _)) => Some(msg),
+        Either::Right(_) => None,
     }
 }
