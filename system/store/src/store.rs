@@ -214,6 +214,22 @@ impl<D: Disk> Store<D> {
         self.append_records(vec![Record::Free { id }]).await
     }
 
+    /// Frees several extents with one journal entry (or as few as fit) and one flush each: durable when
+    /// Ok. All or nothing on bad input: an unknown or repeated id is `NotFound` and frees nothing.
+    pub async fn free_extents(&mut self, ids: &[ExtentId]) -> Result<(), StoreError> {
+        self.check_usable()?;
+        let mut seen = std::collections::BTreeSet::new();
+        for id in ids {
+            if !self.table.contains_key(id) || !seen.insert(*id) {
+                return Err(StoreError::NotFound(*id));
+            }
+        }
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.append_records(ids.iter().map(|&id| Record::Free { id }).collect()).await
+    }
+
     pub fn extent_len(&self, id: ExtentId) -> Option<u64> {
         self.table.get(&id).map(|e| u64::from(e.len_bytes))
     }

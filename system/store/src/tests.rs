@@ -449,3 +449,25 @@ fn futures_are_send() {
     send(&Store::open(disk.clone()));
     send(&Store::format(disk, IDENTITY, small_config()));
 }
+
+#[test]
+fn batch_free_is_one_flush_all_or_nothing_and_durable() {
+    let (disk, mut store) = fresh(1 << 20);
+    let datas: Vec<Vec<u8>> = (0..4).map(|i| bytes(i, 5000)).collect();
+    let refs: Vec<&[u8]> = datas.iter().map(|d| d.as_slice()).collect();
+    let ids = run(store.write_extents(&refs)).expect("write");
+    let free_before = store.stats().free_bytes;
+    // An unknown or repeated id frees nothing.
+    let err = run(store.free_extents(&[ids[0], ExtentId(999)])).expect_err("unknown id");
+    assert_eq!(err, StoreError::NotFound(ExtentId(999)));
+    let err = run(store.free_extents(&[ids[1], ids[1]])).expect_err("repeated id");
+    assert_eq!(err, StoreError::NotFound(ids[1]));
+    assert_eq!(store.extents().len(), 4);
+    let flushes = disk.flushes();
+    run(store.free_extents(&ids[..3])).expect("free three");
+    assert_eq!(disk.flushes() - flushes, 1, "one journal entry, one flush");
+    assert!(store.stats().free_bytes > free_before);
+    let store = reopen(store);
+    assert_eq!(store.extents(), vec![(ids[3], 5000)]);
+    assert_eq!(run(store.read_extent(ids[3])).expect("read"), datas[3]);
+}
