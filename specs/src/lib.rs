@@ -6,3 +6,6 @@
 
 pub mod config_history;
 pub mod durability;
+pub mod linearizability;
+pub mod posix;
+pub mod txn_model;
