@@ -7,8 +7,12 @@
 //! - [`RaftMessage`], [`LogEntry`], [`HardState`], [`SnapshotData`]: our serde types. Messages travel and
 //!   records are stored only as these, encoded with `tessera-proto`; protobuf bytes are never decoded by
 //!   us (protobuf 2.28, RUSTSEC-2024-0437).
+//! - [`MultiRaft`]: every group (metadata shard) one node hosts, stepped together: one [`RaftBatch`]
+//!   envelope per node pair, one [`MultiReady`] (and one `RaftLogStore::save_many`) per round, leadership
+//!   balancing and shard moves (learner -> voter -> removal).
 //! - [`RaftLogStore`]: persists [`PersistBatch`]es of many groups as extents of one
-//!   `tessera_store::Store`, and rebuilds a group's [`PersistedState`] after a restart.
+//!   `tessera_store::Store` (the batches of one round in one extent), and rebuilds a group's
+//!   [`PersistedState`] after a restart.
 //!
 //! Protobuf exposure, accepted and bounded: raft-rs encodes conf changes with protobuf into the `data`
 //! of conf-change entries, and those bytes travel to peers and to disk inside our types. raft-rs itself
@@ -20,14 +24,19 @@
 
 mod config;
 mod log_store;
+mod multi;
 mod node;
 mod persist;
 mod storage;
 mod types;
 
 pub use config::{ConfigError, RaftConfig};
-pub use log_store::{DEFAULT_MAX_RECORD_BYTES, RECORD_MAGIC, RaftLogError, RaftLogStore};
-pub use node::{ConfChangeRequest, RaftError, RaftNode, RaftReady, RaftRole, RaftStatus, ReadyToken};
+pub use log_store::{DEFAULT_MAX_RECORD_BYTES, RECORD_MAGIC, RECORD_MAGIC_V1, RaftLogError, RaftLogStore};
+pub use multi::{
+    DEFAULT_MAX_BATCH_BYTES, GroupApply, MultiConfig, MultiRaft, MultiRaftError, MultiReady, MultiReadyToken, Outbox,
+    RaftBatch, ReconcileStep, message_size_bytes,
+};
+pub use node::{ConfChangeRequest, PeerProgress, RaftError, RaftNode, RaftReady, RaftRole, RaftStatus, ReadyToken};
 pub use persist::{PersistBatch, PersistedState, PersistedStateError};
 pub use types::{EntryKind, HardState, LogEntry, MessageType, RaftMessage, SnapshotData};
 

@@ -99,6 +99,17 @@ pub struct RaftStatus {
     pub learners: Vec<NodeId>,
 }
 
+/// How far a member's log matches the leader's, as the leader sees it ([`RaftNode::progress`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerProgress {
+    pub id: NodeId,
+    /// Highest index known to be in this member's log.
+    pub matched: u64,
+    /// Heard from within the last election timeout (always true for the leader itself).
+    pub recent_active: bool,
+    pub learner: bool,
+}
+
 /// Errors the driver reports. Misuse of the call order is a programmer error and panics instead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RaftError {
@@ -238,7 +249,8 @@ impl RaftNode {
     /// A replica `id` of a group. `voters` is the group's bootstrap configuration, used only when
     /// `persisted` holds no snapshot (every bootstrap member must pass the same list, on every restart;
     /// a node joining an existing group passes an empty list and learns the configuration from the
-    /// leader). `persisted` is what `RaftLogStore::load` returned (`None` for a brand-new replica).
+    /// leader's snapshot — it must never be sent the log from index 1 instead, which lacks the bootstrap
+    /// voters: compact the leader first; `MultiRaft` enforces this). `persisted` is what `RaftLogStore::load` returned (`None` for a brand-new replica).
     /// After a restart the state machine must be rebuilt from `persisted.snapshot`; the entries after
     /// it are handed out again through `committed` as the commit index becomes known.
     pub fn new(
@@ -527,6 +539,37 @@ impl RaftNode {
             voters,
             learners,
         }
+    }
+
+    /// The leader's view of every member's replication (empty unless this replica leads), by id.
+    pub fn progress(&self) -> Vec<PeerProgress> {
+        let raft = &self.raw.raft;
+        if raft.state != StateRole::Leader {
+            return Vec::new();
+        }
+        let learners = raft.prs().conf().learners();
+        let mut out: Vec<PeerProgress> = raft
+            .prs()
+            .iter()
+            .map(|(&id, pr)| PeerProgress {
+                id: NodeId(id),
+                matched: pr.matched,
+                recent_active: pr.recent_active || id == self.id.0,
+                learner: learners.contains(&id),
+            })
+            .collect();
+        out.sort_by_key(|p| p.id);
+        out
+    }
+
+    /// A membership change is proposed but not yet applied (one change at a time).
+    pub fn has_pending_conf_change(&self) -> bool {
+        self.raw.raft.has_pending_conf()
+    }
+
+    /// The node a leadership transfer started by this leader is handing over to, while it lasts.
+    pub fn transfer_target(&self) -> Option<NodeId> {
+        self.raw.raft.lead_transferee.map(NodeId)
     }
 
     /// The current randomized election timeout in ticks (drawn from our `DetRng`).
