@@ -39,7 +39,7 @@
 //!
 //! Cost: O(S·R·(R + log N) + N log N) for S shards and N nodes, plus O(S·R) per stuck slot or leader
 //! augmentation (rare). 4096 shards × 3 over 4000 nodes take about 7 ms in release, 16384 shards
-//! about 25 ms (the `placement_balance` example prints current figures).
+//! about 25 ms (the `placement_balance` example of `tessera-sim` prints current figures).
 //!
 //! # Guarantees
 //!

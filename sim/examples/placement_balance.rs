@@ -1,9 +1,9 @@
 //! Shard placement balance and movement at scale: 4096 shards of 3 over 100, 1,000 and 4,000 nodes in
 //! 100 racks, then one node joining, one leaving and one rack failing.
 //!
-//! `cargo run --release -p tessera-config --example placement_balance`
+//! `cargo run --release -p tessera-sim --example placement_balance`
 
-// An example may read the wall clock to report timings; library code in system/ may not.
+// A measuring tool (it lives in sim/, not system/) reads the wall clock to report timings.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 use std::time::Instant;
