@@ -21,7 +21,7 @@ use tessera_sim::{RunOutcome, run_crash_seed, run_seed};
         seed=S trace_hash=H result=pass\n  \
         seed=S trace_hash=H result=fail reason=\"...\" replay=\"cargo run -p tessera-sim -- replay S\"\n\n\
         The same seed always gives the same trace_hash.",
-    after_help = "Examples:\n  tessera-sim run --seed 42\n  tessera-sim run --seeds 0..100\n  tessera-sim replay 42 2> trace.txt"
+    after_help = "Examples:\n  tessera-sim run --seed 42\n  tessera-sim run --seeds 0..100\n  tessera-sim replay 42 2> trace.txt\n  tessera-sim crash --seeds 0..1200\n  tessera-sim config --seeds 0..500\n  tessera-sim config --seed 52 --verbose 2> trace.txt\n\nSee docs/SIMULATION.md for how to read a failure and a trace."
 )]
 struct Cli {
     #[command(subcommand)]
