@@ -10,6 +10,7 @@
 pub mod api;
 pub mod errno;
 pub mod name;
+pub mod shard;
 
 pub use api::{
     Attr, Credentials, DirEntry, FILE_SIZE_MAX_BYTES, FileType, InodeId, LINK_MAX, MODE_MASK, MODE_SETGID, MODE_SETUID,
