@@ -4,8 +4,9 @@
 //! `AsyncFileNonDurable`): the device keeps the **durable image** (what survives power loss) and, above
 //! it, the **dirty sectors** written since the last flush. Reads see dirty-over-durable (the live
 //! image). `flush` folds the dirty sectors into the durable image. A crash decides, per dirty sector and
-//! from the disk's own seeded generator, whether that sector reached the medium; sometimes all do,
-//! sometimes none. Both maps are sparse, so a cluster of many mostly empty disks costs little memory.
+//! from the disk's own seeded generator, which of its unflushed writes reached the medium (the last, an
+//! earlier one if it was written several times since the flush, or none); sometimes all do, sometimes
+//! none. Both maps are sparse, so a cluster of many mostly empty disks costs little memory.
 //!
 //! Every operation sleeps its latency in virtual time (madsim rounds sleeps up to 1 ms) unless the model
 //! is [`DiskModel::instant`], which never sleeps and so also works outside a madsim runtime.
@@ -85,11 +86,17 @@ pub struct DiskStats {
     pub crashes: u64,
 }
 
+/// Earlier unflushed versions remembered per sector (bounds the memory of a sector rewritten often).
+const OVERWRITTEN_KEPT: usize = 4;
+
 struct DiskState {
     rng: DetRng,
     durable: BTreeMap<u64, Box<Sector>>,
     /// Live content of sectors written since the last flush; their durable content is in `durable`.
     dirty: BTreeMap<u64, Box<Sector>>,
+    /// Earlier unflushed versions of dirty sectors (oldest first, at most [`OVERWRITTEN_KEPT`] each): a
+    /// sector written twice since the last flush may come back from a crash holding the first write.
+    overwritten: BTreeMap<u64, Vec<Box<Sector>>>,
     failing_reads: BTreeSet<u64>,
     offline: bool,
     fenced: bool,
@@ -118,7 +125,14 @@ impl DiskState {
             }
             let mut sector = Box::new(ZERO_SECTOR);
             sector.copy_from_slice(chunk);
-            self.dirty.insert(offset_bytes / SECTOR + i as u64, sector);
+            let index = offset_bytes / SECTOR + i as u64;
+            if let Some(previous) = self.dirty.insert(index, sector) {
+                let versions = self.overwritten.entry(index).or_default();
+                versions.push(previous);
+                if versions.len() > OVERWRITTEN_KEPT {
+                    versions.remove(0);
+                }
+            }
             applied += 1;
         }
         applied
@@ -127,6 +141,7 @@ impl DiskState {
     fn flush_all(&mut self) {
         let dirty = std::mem::take(&mut self.dirty);
         self.durable.extend(dirty);
+        self.overwritten.clear();
     }
 
     /// Power loss: go offline, decide for each dirty sector whether it reached the medium. Returns
@@ -135,19 +150,28 @@ impl DiskState {
         self.offline = true;
         self.epoch += 1;
         self.stats.crashes += 1;
-        // 1 in 8: nothing unflushed survives; 1 in 8: everything does; otherwise each sector on its own.
+        // 1 in 8: nothing unflushed survives; 1 in 8: everything does; otherwise each sector on its own:
+        // the last write, or (if the sector was written more than once since the flush) an earlier one,
+        // or none of them.
         let mode = self.rng.below(8);
         let dirty = std::mem::take(&mut self.dirty);
+        let mut overwritten = std::mem::take(&mut self.overwritten);
         let unflushed = dirty.len();
         let mut kept = 0;
         for (sector, data) in dirty {
-            let keep = match mode {
-                0 => false,
-                1 => true,
-                _ => self.rng.chance(1, 2),
+            let earlier = overwritten.remove(&sector).unwrap_or_default();
+            let survivor = match mode {
+                0 => None,
+                1 => Some(data),
+                _ if self.rng.chance(1, 2) => Some(data),
+                _ if !earlier.is_empty() && self.rng.chance(1, 2) => {
+                    let pick = self.rng.below(earlier.len() as u64) as usize;
+                    earlier.into_iter().nth(pick)
+                }
+                _ => None,
             };
-            if keep {
-                self.durable.insert(sector, data);
+            if let Some(content) = survivor {
+                self.durable.insert(sector, content);
                 kept += 1;
             }
         }
@@ -201,6 +225,7 @@ impl SimDisk {
             rng,
             durable: BTreeMap::new(),
             dirty: BTreeMap::new(),
+            overwritten: BTreeMap::new(),
             failing_reads: BTreeSet::new(),
             offline: false,
             fenced: false,

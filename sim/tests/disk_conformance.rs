@@ -93,6 +93,27 @@ fn unflushed_writes_tear_differently_across_seeds() {
     assert!(outcomes.len() >= 4, "too few distinct tears: {}", outcomes.len());
 }
 
+/// The Disk contract lets every unflushed write of a sector survive or not on its own, so a sector
+/// written twice since the last flush may come back holding the first write, the second, or neither.
+#[test]
+fn a_sector_written_twice_unflushed_may_come_back_with_either_write_or_none() {
+    let mut outcomes = std::collections::BTreeSet::new();
+    for seed in 0..60 {
+        let d = disk(seed, DiskModel::instant(CAPACITY_BYTES));
+        let first = futures::executor::block_on(async {
+            d.write(0, &block(1, 1)).await.unwrap();
+            d.flush().await.unwrap();
+            d.write(0, &block(2, 1)).await.unwrap();
+            d.write(0, &block(3, 1)).await.unwrap();
+            d.crash();
+            d.restart();
+            d.read(0, SECTOR_SIZE_BYTES).await.unwrap()[0]
+        });
+        outcomes.insert(first);
+    }
+    assert_eq!(outcomes, [1u8, 2, 3].into_iter().collect(), "durable, first and second write all reachable");
+}
+
 #[test]
 fn op_in_flight_at_crash_does_not_apply() {
     run(3, async {
