@@ -19,6 +19,7 @@ impl ShardState {
             }
         }
         self.check_name_index()?;
+        self.check_txn_invariants()?;
         let mut named: BTreeMap<InodeId, u32> = BTreeMap::new();
         let mut per_dir: BTreeMap<InodeId, (u64, u32)> = BTreeMap::new();
         for (&(dir, cookie), entry) in &self.entries {

@@ -11,8 +11,10 @@
 //! **Locality.** [`ShardState::apply`] answers `Ok(reply)` when every key the operation reads or writes
 //! is held here, and `Err(NotLocal)` (changing nothing) when it would need another shard: an inode id
 //! the operation names that belongs to another shard, or one reached while applying it (the child an
-//! entry names, a directory's ancestor in a rename). New inodes are allocated in this shard. The
-//! cross-shard protocol that will serve the rest is not here yet.
+//! entry names, a directory's ancestor in a rename). New inodes are allocated in this shard. The rest
+//! is served by cross-shard transactions: this shard's side of them (coordinator records, intents,
+//! locks, tombstones) is in `txn` and `txn_changes`; an operation touching a key a transaction has
+//! locked is answered `EAGAIN`.
 //!
 //! **Semantics** are `specs::posix::Namespace`'s (Linux behaviour, errno order): every check runs in
 //! that order and state changes only after all passed, so a failed operation changes nothing.
@@ -28,10 +30,14 @@ mod perm;
 mod records;
 mod remove;
 mod rename;
+mod txn;
+mod txn_changes;
 mod xattr;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod txn_tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -40,6 +46,11 @@ use serde::{Deserialize, Serialize};
 use crate::{Attr, Errno, FileType, InodeId, MetaOp, MetaReply, MetaResult};
 
 pub use records::{EntryRecord, InodeRecord};
+pub use txn::{
+    Decision, Envelope, Intent, Outcome, PREPARE_TIMEOUT_NS, PrepareVote, QueryAnswer, RESOLVE_TIMEOUT_NS,
+    TOMBSTONE_TTL_NS, TxnId, TxnMsg, TxnRecord, TxnState, TxnTables,
+};
+pub use txn_changes::{LockKey, TxnChange};
 
 /// The operation needs keys held by these shards (sorted, without this one); nothing was changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -76,6 +87,8 @@ pub struct ShardState {
     entries: BTreeMap<(InodeId, u64), EntryRecord>,
     /// `(parent, name) -> cookie`: the lookup index of `entries`.
     entry_names: BTreeMap<(InodeId, String), u64>,
+    /// Cross-shard transactions: coordinator records, intents, locks, tombstones (see `txn`).
+    txn: TxnTables,
 }
 
 impl ShardState {
@@ -89,6 +102,7 @@ impl ShardState {
             inodes: BTreeMap::new(),
             entries: BTreeMap::new(),
             entry_names: BTreeMap::new(),
+            txn: TxnTables::default(),
         };
         if let Some((ino, now_ns)) = root {
             assert_eq!(ino.shard(), shard, "the root {ino:?} belongs to another shard than {shard}");
@@ -143,12 +157,16 @@ impl ShardState {
 
     /// Apply one committed operation at wall-clock time `now_ns`. `Ok` holds the POSIX reply (a failed
     /// operation changes nothing); `Err(NotLocal)` means the operation needs another shard's keys and
-    /// nothing was changed.
+    /// nothing was changed. An operation touching a key a cross-shard transaction has locked is
+    /// answered `Ok(Err(EAGAIN))` (the client retries) after the locality check.
     pub fn apply(&mut self, op: &MetaOp, now_ns: u64) -> Result<MetaResult, NotLocal> {
         let named: BTreeSet<u16> =
             named_inodes(op).iter().map(|ino| ino.shard()).filter(|&s| s != self.shard).collect();
         if !named.is_empty() {
             return Err(NotLocal { shards: named.into_iter().collect() });
+        }
+        if self.busy(op) {
+            return Ok(Err(Errno::EAGAIN));
         }
         let before = self.next_counter;
         let outcome = self.dispatch(op, now_ns);
