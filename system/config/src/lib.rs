@@ -20,7 +20,7 @@ pub mod wire;
 pub use agent::NodeAgent;
 pub use client::{ClientError, ConfigClient};
 pub use command::{ConfigCommand, ConfigError, JoinRequest, apply, apply_request};
-pub use member::{CONFIG_GROUP, ConfigMember, DetectorConfig};
+pub use member::{CONFIG_GROUP, ConfigMember, DetectorConfig, MemberError};
 pub use model::{
     ChangeRecord, ClusterConfig, ClusterParams, DriveInfo, FsRecord, NodeRecord, NodeState, PlacementMode, Protection,
     RequestId,

@@ -58,6 +58,15 @@ impl DetectorConfig {
     }
 }
 
+/// Why a config member could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum MemberError {
+    #[error("invalid failure-detector timing: {0}")]
+    InvalidTiming(String),
+    #[error("raft: {0}")]
+    Raft(#[from] RaftError),
+}
+
 /// What one log entry of the config group carries.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Proposal {
@@ -105,7 +114,8 @@ impl ConfigMember {
         timing: DetectorConfig,
         persisted: Option<PersistedState>,
         rng: DetRng,
-    ) -> Result<ConfigMember, RaftError> {
+    ) -> Result<ConfigMember, MemberError> {
+        timing.validate().map_err(MemberError::InvalidTiming)?;
         let mut config = ClusterConfig::new(params);
         let mut applied_index = 0;
         if let Some(snapshot) = persisted.as_ref().and_then(|p| p.snapshot.as_ref()) {

@@ -232,3 +232,29 @@ fn an_agent_with_a_stale_epoch_fetches_the_config() {
     net.deliver();
     assert_eq!(net.agents[&NodeId(7)].epoch(), 2);
 }
+
+#[test]
+fn a_member_with_inconsistent_detector_timing_does_not_start() {
+    let ids = [NodeId(1), NodeId(2), NodeId(3)];
+    let params = ClusterParams { cluster_id: 1, shard_count: 16, shard_replication: 3 };
+    let bad = [
+        DetectorConfig { heartbeat_interval_ms: 0, suspect_after_ms: 1_000, down_after_ms: 2_000 },
+        DetectorConfig { heartbeat_interval_ms: 600, suspect_after_ms: 1_000, down_after_ms: 2_000 },
+        DetectorConfig { heartbeat_interval_ms: 200, suspect_after_ms: 1_000, down_after_ms: 1_000 },
+    ];
+    for timing in bad {
+        let r = ConfigMember::new(
+            NodeId(1),
+            &ids,
+            params.clone(),
+            RaftConfig::default(),
+            timing,
+            None,
+            DetRng::from_seed(1),
+        );
+        assert!(matches!(r, Err(crate::member::MemberError::InvalidTiming(_))), "{timing:?} accepted");
+    }
+    let bad_raft = RaftConfig { heartbeat_ticks: 0, ..RaftConfig::default() };
+    let r = ConfigMember::new(NodeId(1), &ids, params, bad_raft, timing(), None, DetRng::from_seed(1));
+    assert!(matches!(r, Err(crate::member::MemberError::Raft(_))));
+}
