@@ -49,28 +49,30 @@ pub fn run_seed_with_store(seed: u64, store: StoreKind, verbose: bool) -> RunOut
     run_config(ScenarioConfig { store, ..ScenarioConfig::from_seed(seed) }, verbose)
 }
 
-/// Run `config` in a fresh madsim runtime seeded with `config.seed`. A panic anywhere in the
-/// simulation (including the time limit) is a failed run, not a crash of the caller.
+/// Run `config` in a fresh madsim runtime seeded with `config.seed`; a panic is a failed run.
 pub fn run_config(config: ScenarioConfig, verbose: bool) -> RunOutcome {
     let seed = config.seed;
     let trace = Trace::new(verbose);
-    let result = {
-        let trace = trace.clone();
-        catch_unwind(AssertUnwindSafe(move || {
-            let mut runtime = Runtime::with_seed_and_config(seed, madsim::Config::default());
-            runtime.set_time_limit(TIME_LIMIT);
-            runtime.block_on(scenario::run(config, trace))
-        }))
-    };
-    let (passed, reason) = match result {
+    let (passed, reason) = match in_runtime(seed, scenario::run(config, trace.clone())) {
         Ok(r) => (r.passed, r.reason),
-        Err(panic) => (false, Some(format!("panic: {}", panic_message(&*panic)))),
+        Err(panic) => (false, Some(panic)),
     };
     RunOutcome { seed, trace_hash: trace.hash(), passed, reason }
 }
 
+/// Run `future` to completion in a fresh madsim runtime seeded with `seed`, limited to [`TIME_LIMIT`] of
+/// virtual time. A panic anywhere in the simulation (a hang included) comes back as `Err("panic: ...")`.
+pub(crate) fn in_runtime<F: std::future::Future>(seed: u64, future: F) -> Result<F::Output, String> {
+    catch_unwind(AssertUnwindSafe(move || {
+        let mut runtime = Runtime::with_seed_and_config(seed, madsim::Config::default());
+        runtime.set_time_limit(TIME_LIMIT);
+        runtime.block_on(future)
+    }))
+    .map_err(|panic| format!("panic: {}", panic_message(&*panic)))
+}
+
 /// The text of a caught panic (a simulation that panics is a failed run, reported with this text).
-pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     panic
         .downcast_ref::<String>()
         .cloned()

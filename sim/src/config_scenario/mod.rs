@@ -81,16 +81,8 @@ pub fn config_replay_command(seed: u64) -> String {
 /// Run the config scenario on `seed` in a fresh madsim runtime; a panic is a failed run.
 pub fn run_config_seed(seed: u64, verbose: bool) -> (ConfigRunResult, u64) {
     let trace = Trace::new(verbose);
-    let t = trace.clone();
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-        let mut runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
-        runtime.set_time_limit(crate::TIME_LIMIT);
-        runtime.block_on(run(ConfigScenario::from_seed(seed), t))
-    }));
-    let result = outcome.unwrap_or_else(|panic| ConfigRunResult {
-        reason: Some(format!("panic: {}", crate::run::panic_message(&*panic))),
-        ..Default::default()
-    });
+    let result = crate::run::in_runtime(seed, run(ConfigScenario::from_seed(seed), trace.clone()))
+        .unwrap_or_else(|panic| ConfigRunResult { reason: Some(panic), ..Default::default() });
     (result, trace.hash())
 }
 
