@@ -107,11 +107,8 @@ pub fn apply_request(
     request: Option<RequestId>,
     cmd: &ConfigCommand,
 ) -> Result<Applied, ConfigError> {
-    if let Some(RequestId { client, seq }) = request
-        && let Some(session) = config.client_sessions.get(&client)
-        && seq <= session.last_seq
-    {
-        return session.last_result.clone();
+    if let Some(recorded) = request.and_then(|r| config.recorded_result(r)) {
+        return recorded;
     }
     let result = apply(config, cmd);
     if result.is_ok() {

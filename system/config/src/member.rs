@@ -225,11 +225,9 @@ impl ConfigMember {
 
     fn on_request(&mut self, from: NodeId, id: RequestId, command: ConfigCommand) {
         // A retry of an already applied request is answered from the session, without a new entry.
-        if let Some(session) = self.config.client_sessions.get(&id.client)
-            && id.seq <= session.last_seq
-            && self.is_leader()
+        if self.is_leader()
+            && let Some(result) = self.config.recorded_result(id)
         {
-            let result = if id.seq == session.last_seq { session.last_result.clone() } else { Ok(self.config.epoch) };
             self.outbox.push((from, ConfigMessage::Response { id, result }));
             return;
         }

@@ -179,6 +179,14 @@ impl ClusterConfig {
         }
     }
 
+    /// The answer already recorded for `request`, if its client's session has applied it (or a later
+    /// request: clients keep one request in flight, so an older one was answered already and the
+    /// recorded answer of the latest stands for it).
+    pub fn recorded_result(&self, request: RequestId) -> Option<Result<u64, crate::command::ConfigError>> {
+        let session = self.client_sessions.get(&request.client)?;
+        (request.seq <= session.last_seq).then(|| session.last_result.clone())
+    }
+
     /// Distinct failure domains among nodes that may hold replicas.
     pub fn live_failure_domains(&self) -> u32 {
         let mut racks: Vec<u32> = self.nodes.values().filter(|n| n.state.holds_replicas()).map(|n| n.rack).collect();
