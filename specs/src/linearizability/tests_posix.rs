@@ -29,6 +29,7 @@ fn shape(result: MetaResult) -> MetaResult {
     Ok(match result? {
         MetaReply::Entry(attr) => MetaReply::Entry(blank(attr)),
         MetaReply::Attr(attr) => MetaReply::Attr(blank(attr)),
+        MetaReply::Child { kind, .. } => MetaReply::Child { ino: InodeId(0), kind },
         MetaReply::DirEntries { mut entries, eof } => {
             entries.iter_mut().for_each(|e| e.ino = InodeId(0));
             MetaReply::DirEntries { entries, eof }
@@ -72,6 +73,11 @@ fn ev(client: u64, op: MetaOp, ret: Option<MetaResult>, invoke_ns: u64, complete
 
 /// The shape of a successful lookup of a regular file or a directory.
 fn found(kind: FileType) -> MetaResult {
+    Ok(MetaReply::Child { ino: InodeId(0), kind })
+}
+
+/// The shape of a successful create of a regular file or a directory by root.
+fn created(kind: FileType) -> MetaResult {
     let (mode, nlink) = if kind == FileType::Directory { (0o755, 2) } else { (0o644, 1) };
     let attr = tessera_meta::Attr {
         ino: InodeId(0),
@@ -103,7 +109,7 @@ fn concurrent_creates_of_one_name() {
         creds: Credentials::user(client as u32, 0),
     };
     // Each caller's file is owned by them: the replies say who won.
-    let ok = |uid| match found(FileType::Regular) {
+    let ok = |uid| match created(FileType::Regular) {
         Ok(MetaReply::Entry(attr)) => Ok(MetaReply::Entry(tessera_meta::Attr { uid, ..attr })),
         other => other,
     };
@@ -191,7 +197,7 @@ fn readdir_concurrent_with_a_create() {
         };
         Some(Ok(MetaReply::DirEntries { entries, eof: true }))
     };
-    let ok = found(FileType::Regular);
+    let ok = created(FileType::Regular);
     for with in [false, true] {
         let events = vec![ev(1, create.clone(), Some(ok.clone()), 0, 10), ev(2, readdir.clone(), listing(with), 5, 15)];
         assert!(run(&init, events).is_linearizable(), "listing with f: {with}");

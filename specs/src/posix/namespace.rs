@@ -147,7 +147,7 @@ impl Namespace {
 
     fn lookup(&self, parent: InodeId, name: &str, creds: &Credentials) -> MetaResult {
         let slot = self.searchable_dir(parent, name, creds)?.child(name).ok_or(Errno::ENOENT)?;
-        Ok(MetaReply::Entry(self.inodes[&slot.ino].attr.clone()))
+        Ok(MetaReply::Child { ino: slot.ino, kind: self.inodes[&slot.ino].attr.kind })
     }
 
     /// The next inode id (never reused); ENOSPC when the shard's counter is exhausted.

@@ -95,7 +95,7 @@ impl Fs {
     /// The inode `name` in `parent` names, looked up as root.
     pub(super) fn lookup(&mut self, parent: InodeId, name: &str) -> Result<InodeId, Errno> {
         match self.apply(MetaOp::Lookup { parent, name: name.into(), creds: root() })? {
-            MetaReply::Entry(attr) => Ok(attr.ino),
+            MetaReply::Child { ino, .. } => Ok(ino),
             other => panic!("expected an entry, got {other:?}"),
         }
     }

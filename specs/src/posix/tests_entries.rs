@@ -35,13 +35,13 @@ fn lookup_errors() {
     assert_eq!(fs.err(lookup_op(InodeId::new(0, 999), "f", &root())), Errno::ESTALE);
     assert_eq!(fs.err(lookup_op(file, "x", &root())), Errno::ENOTDIR);
     assert_eq!(fs.err(lookup_op(private, "secret", &bob())), Errno::EACCES);
-    assert!(matches!(fs.ok(lookup_op(private, "secret", &alice())), MetaReply::Entry(_)));
+    assert!(matches!(fs.ok(lookup_op(private, "secret", &alice())), MetaReply::Child { .. }));
     for bad in ["", ".", "..", "a/b", "a\0"] {
         assert_eq!(fs.err(lookup_op(ROOT, bad, &root())), Errno::EINVAL, "{bad:?}");
     }
     assert_eq!(fs.err(lookup_op(ROOT, &"n".repeat(256), &root())), Errno::ENAMETOOLONG);
     // Root searches any directory.
-    assert!(matches!(fs.ok(lookup_op(private, "secret", &root())), MetaReply::Entry(_)));
+    assert!(matches!(fs.ok(lookup_op(private, "secret", &root())), MetaReply::Child { .. }));
 }
 
 #[test]

@@ -180,7 +180,9 @@ pub enum XattrFlags {
 /// name exists): `open(O_CREAT)` without `O_EXCL` is a lookup or a create, retried by the client.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum MetaOp {
-    /// The inode `name` in directory `parent` names. Reply: `Entry`.
+    /// The inode `name` in directory `parent` names, and its type. Reply: `Child`. (The attributes
+    /// are a `GetAttr` of the inode: an entry and the inode it names may live in different shards, and
+    /// a lookup answered from one shard stays a single-shard, linearizable read.)
     Lookup { parent: InodeId, name: String, creds: Credentials },
     /// An inode's attributes; needs no permission. Reply: `Attr`.
     GetAttr { ino: InodeId },
@@ -251,8 +253,10 @@ pub struct DirEntry {
 /// A successful operation's answer (which operation gives which is documented on [`MetaOp`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum MetaReply {
-    /// The inode a name now refers to (lookup and the creating operations).
+    /// The inode a name now refers to, with its attributes (the creating operations and link).
     Entry(Attr),
+    /// The inode an entry names and its type (lookup).
+    Child { ino: InodeId, kind: FileType },
     /// An inode's attributes.
     Attr(Attr),
     /// A symbolic link's target.

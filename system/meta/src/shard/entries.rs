@@ -35,7 +35,7 @@ impl ShardState {
     pub(super) fn lookup(&self, parent: InodeId, name: &str, creds: &Credentials) -> Step<MetaReply> {
         self.search(parent, name, creds)?;
         let (_, entry) = self.entry(parent, name).ok_or(Halt::Errno(Errno::ENOENT))?;
-        Ok(MetaReply::Entry(self.inode(entry.ino)?.attr.clone()))
+        Ok(MetaReply::Child { ino: entry.ino, kind: entry.kind })
     }
 
     /// The cookie a new entry `name` of `dir` would take once the entries named in `leaving` are gone;

@@ -126,11 +126,9 @@ impl Cluster {
         let op = MetaOp::Lookup { parent, name: name.into(), creds: Credentials::root() };
         let s = self.shard(parent.shard());
         match s.apply(&op, 0) {
-            Ok(Ok(MetaReply::Entry(attr))) => Ok(attr.ino),
+            Ok(Ok(MetaReply::Child { ino, .. })) => Ok(ino),
             Ok(Err(e)) => Err(e),
-            // The child lives in another shard: the entry is what we want.
-            Err(_) => Ok(s.entry(parent, name).expect("entry of a remote child").1.ino),
-            Ok(other) => panic!("{other:?}"),
+            other => panic!("{other:?}"),
         }
     }
 
