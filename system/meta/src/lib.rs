@@ -9,8 +9,10 @@
 
 pub mod api;
 pub mod errno;
+pub mod exec;
 pub mod name;
 pub mod shard;
+pub mod wire;
 
 pub use api::{
     Attr, Credentials, DirEntry, FILE_SIZE_MAX_BYTES, FileType, InodeId, LINK_MAX, MODE_MASK, MODE_SETGID, MODE_SETUID,

@@ -27,6 +27,7 @@ mod create;
 mod entries;
 mod invariants;
 mod perm;
+mod plan;
 mod records;
 mod remove;
 mod rename;
@@ -45,6 +46,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Attr, Errno, FileType, InodeId, MetaOp, MetaReply, MetaResult};
 
+pub use plan::{Fetched, ReadKey, TxnPlan};
 pub use records::{EntryRecord, InodeRecord};
 pub use txn::{
     Decision, Envelope, Intent, Outcome, PREPARE_TIMEOUT_NS, PrepareVote, QueryAnswer, RESOLVE_TIMEOUT_NS,
