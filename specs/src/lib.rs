@@ -8,4 +8,5 @@ pub mod config_history;
 pub mod durability;
 pub mod linearizability;
 pub mod posix;
+pub mod posix_history;
 pub mod txn_model;

@@ -3,40 +3,10 @@
 
 use tessera_meta::{Credentials, Errno, FileType, InodeId, MetaOp, MetaReply, MetaResult, READDIR_START};
 
-use super::{Event, History, Outcome, SequentialModel, check};
+use super::{Event, History, Outcome, check};
 use crate::posix::Namespace;
 
-/// The namespace as a sequential model. Replies are compared by shape: inode ids and times are
-/// blanked, because they depend on which shard allocated an inode and on clocks, not on the order.
-/// (Checking the real system will map its inode ids to the model's instead.)
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct Posix(Namespace);
-
-impl SequentialModel for Posix {
-    type Op = MetaOp;
-    type Ret = MetaResult;
-    fn step(&mut self, op: &MetaOp) -> MetaResult {
-        shape(self.0.apply(op, 0))
-    }
-}
-
-fn shape(result: MetaResult) -> MetaResult {
-    let blank = |mut attr: tessera_meta::Attr| {
-        attr.ino = InodeId(0);
-        (attr.atime_ns, attr.mtime_ns, attr.ctime_ns) = (0, 0, 0);
-        attr
-    };
-    Ok(match result? {
-        MetaReply::Entry(attr) => MetaReply::Entry(blank(attr)),
-        MetaReply::Attr(attr) => MetaReply::Attr(blank(attr)),
-        MetaReply::Child { kind, .. } => MetaReply::Child { ino: InodeId(0), kind },
-        MetaReply::DirEntries { mut entries, eof } => {
-            entries.iter_mut().for_each(|e| e.ino = InodeId(0));
-            MetaReply::DirEntries { entries, eof }
-        }
-        other => other,
-    })
-}
+use crate::posix_history::PosixModel as Posix;
 
 const ROOT: InodeId = InodeId::ROOT;
 
