@@ -227,7 +227,7 @@ impl Tally {
 /// Apply `ops` generated operations from `d` to both; panic with the step on the first divergence.
 fn run(d: &mut impl Draw, ops: usize, tally: &mut Tally) {
     let mut now = 1_000;
-    let mut shard = ShardState::new(0, Some((InodeId::ROOT, now)));
+    let mut shard = ShardState::new(0, 1, Some((InodeId::ROOT, now)));
     let mut model = Namespace::new(now);
     let mut cookies = Vec::new();
     for step in 0..ops {

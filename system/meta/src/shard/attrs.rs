@@ -5,18 +5,23 @@ use crate::{
     SetAttr, SetTime,
 };
 
+use super::Step;
 use super::perm::{WRITE, check_access, chown_strips_setgid, is_owner_or_root};
-use super::{ShardState, Step};
+use super::store::Store;
 
-impl ShardState {
-    /// Check every change (see [`permit`]), then apply all (see [`changed`]); reply with the result.
-    pub(super) fn setattr(&mut self, ino: InodeId, set: &SetAttr, creds: &Credentials, now: u64) -> Step<MetaReply> {
-        let attr = &self.inode(ino)?.attr;
-        permit(attr, set, creds)?;
-        let new = changed(attr, set, creds, now);
-        self.inode_mut(ino).attr = new.clone();
-        Ok(MetaReply::Attr(new))
-    }
+/// Check every change (see [`permit`]), then apply all (see [`changed`]); reply with the result.
+pub(super) fn setattr<S: Store>(
+    s: &mut S,
+    ino: InodeId,
+    set: &SetAttr,
+    creds: &Credentials,
+    now: u64,
+) -> Step<MetaReply> {
+    let attr = &s.inode(ino)?.attr;
+    permit(attr, set, creds)?;
+    let new = changed(attr, set, creds, now);
+    s.inode_mut(ino).attr = new.clone();
+    Ok(MetaReply::Attr(new))
 }
 
 /// Whether `creds` may make the changes in `set`, in Linux's order: mode bits (EINVAL); size (EISDIR

@@ -8,8 +8,11 @@ use crate::{
     SYMLINK_TARGET_LEN_MAX_BYTES,
 };
 
+use super::entries::search;
 use super::perm::{SEARCH, WRITE, check_access};
-use super::{EntryRecord, Halt, InodeRecord, ShardState, Step};
+use super::plan::{dir_shard, entry_shard};
+use super::store::Store;
+use super::{EntryRecord, Halt, InodeRecord, Step};
 
 /// The inode a creating operation asks for.
 #[derive(Debug, Clone)]
@@ -27,130 +30,129 @@ impl NewNode<'_> {
     }
 }
 
-impl ShardState {
-    /// Create `node` as entry `name` of `parent`. Checks in order: the mode (EINVAL), the parent and
-    /// the name (see [`ShardState::search`]), the name is free (EEXIST), write and search permission on
-    /// the parent (EACCES), devices need root (EPERM), room for a subdirectory (EMLINK), a cookie
-    /// (ENOSPC), an inode id (ENOSPC).
-    pub(super) fn make_node(
-        &mut self,
-        parent: InodeId,
-        name: &str,
-        creds: &Credentials,
-        node: NewNode<'_>,
-        now: u64,
-    ) -> Step<MetaReply> {
-        if node.mode & !MODE_MASK != 0 {
-            return Err(Errno::EINVAL.into());
-        }
-        self.search(parent, name, creds)?;
-        if self.entry(parent, name).is_some() {
-            return Err(Errno::EEXIST.into());
-        }
-        let parent_attr = &self.dir(parent)?.attr;
-        check_access(parent_attr, creds, WRITE | SEARCH)?;
-        if matches!(node.kind, FileType::CharDevice | FileType::BlockDevice) && !creds.is_root() {
-            return Err(Errno::EPERM.into());
-        }
-        let is_dir = node.kind == FileType::Directory;
-        if is_dir && parent_attr.nlink >= LINK_MAX {
-            return Err(Errno::EMLINK.into());
-        }
-        let cookie = self.plan_cookie(parent, name, &[])?;
-        let ino = self.plan_ino()?;
-        let attr = initial_attr(ino, &node, parent_attr, creds, now);
-
-        let record = InodeRecord {
-            attr: attr.clone(),
-            parent: is_dir.then_some(parent),
-            symlink_target: node.target.map(str::to_string),
-            xattrs: BTreeMap::new(),
-        };
-        self.insert_inode(record);
-        self.insert_entry(parent, cookie, EntryRecord { name: name.to_string(), ino, kind: node.kind });
-        let parent_attr = &mut self.inode_mut(parent).attr;
-        parent_attr.size += 1;
-        if is_dir {
-            parent_attr.nlink += 1;
-        }
-        self.stamp(parent, true, now);
-        Ok(MetaReply::Entry(attr))
+/// Create `node` as entry `name` of `parent`. Checks in order: the mode (EINVAL), the parent and the
+/// name (see [`search`]), the name is free (EEXIST), write and search permission on the parent
+/// (EACCES), devices need root (EPERM), room for a subdirectory (EMLINK), a cookie (ENOSPC), an inode
+/// id (ENOSPC). A directory is allocated in [`dir_shard`], anything else beside its entry.
+pub(super) fn make_node<S: Store>(
+    s: &mut S,
+    parent: InodeId,
+    name: &str,
+    creds: &Credentials,
+    node: NewNode<'_>,
+    now: u64,
+) -> Step<MetaReply> {
+    if node.mode & !MODE_MASK != 0 {
+        return Err(Errno::EINVAL.into());
     }
-
-    /// mknod: a directory is EPERM and a symlink EINVAL before anything else; rdev is kept only for
-    /// devices.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn mknod(
-        &mut self,
-        parent: InodeId,
-        name: &str,
-        mode: u32,
-        kind: FileType,
-        rdev: u64,
-        creds: &Credentials,
-        now: u64,
-    ) -> Step<MetaReply> {
-        let rdev = match kind {
-            FileType::Directory => return Err(Errno::EPERM.into()),
-            FileType::Symlink => return Err(Errno::EINVAL.into()),
-            FileType::CharDevice | FileType::BlockDevice => rdev,
-            FileType::Regular | FileType::Fifo | FileType::Socket => 0,
-        };
-        self.make_node(parent, name, creds, NewNode { kind, mode, rdev, target: None }, now)
+    search(s, parent, name, creds)?;
+    if s.entry(parent, name)?.is_some() {
+        return Err(Errno::EEXIST.into());
     }
-
-    /// symlink: the target is checked first (empty: ENOENT; too long: ENAMETOOLONG); mode 0o777.
-    pub(super) fn symlink(
-        &mut self,
-        parent: InodeId,
-        name: &str,
-        target: &str,
-        creds: &Credentials,
-        now: u64,
-    ) -> Step<MetaReply> {
-        if target.is_empty() {
-            return Err(Errno::ENOENT.into());
-        }
-        if target.len() > SYMLINK_TARGET_LEN_MAX_BYTES {
-            return Err(Errno::ENAMETOOLONG.into());
-        }
-        let node = NewNode { kind: FileType::Symlink, mode: 0o777, rdev: 0, target: Some(target) };
-        self.make_node(parent, name, creds, node, now)
+    let parent_attr = &s.dir(parent)?.attr;
+    check_access(parent_attr, creds, WRITE | SEARCH)?;
+    if matches!(node.kind, FileType::CharDevice | FileType::BlockDevice) && !creds.is_root() {
+        return Err(Errno::EPERM.into());
     }
-
-    /// link: `ino` exists (ESTALE), the new parent and name (see [`ShardState::search`]), the name is
-    /// free (EEXIST), write and search permission on the new parent (EACCES), not a directory (EPERM),
-    /// below [`LINK_MAX`] (EMLINK), a cookie (ENOSPC).
-    pub(super) fn link(
-        &mut self,
-        ino: InodeId,
-        new_parent: InodeId,
-        new_name: &str,
-        creds: &Credentials,
-        now: u64,
-    ) -> Step<MetaReply> {
-        let target = self.inode(ino)?;
-        let (kind, nlink) = (target.attr.kind, target.attr.nlink);
-        self.search(new_parent, new_name, creds)?;
-        if self.entry(new_parent, new_name).is_some() {
-            return Err(Errno::EEXIST.into());
-        }
-        check_access(&self.dir(new_parent)?.attr, creds, WRITE | SEARCH)?;
-        if kind == FileType::Directory {
-            return Err(Halt::Errno(Errno::EPERM));
-        }
-        if nlink >= LINK_MAX {
-            return Err(Errno::EMLINK.into());
-        }
-        let cookie = self.plan_cookie(new_parent, new_name, &[])?;
-
-        self.insert_entry(new_parent, cookie, EntryRecord { name: new_name.to_string(), ino, kind });
-        self.inode_mut(new_parent).attr.size += 1;
-        self.stamp(new_parent, true, now);
-        self.inode_mut(ino).attr.nlink += 1;
-        self.stamp(ino, false, now);
-        Ok(MetaReply::Entry(self.inode_mut(ino).attr.clone()))
+    let is_dir = node.kind == FileType::Directory;
+    if is_dir && parent_attr.nlink >= LINK_MAX {
+        return Err(Errno::EMLINK.into());
     }
+    let cookie = s.plan_cookie(parent, name, &[])?;
+    let home = if is_dir { dir_shard(parent, name, s.shard_count()) } else { entry_shard(parent, name) };
+    let ino = s.plan_ino(home)?;
+    let attr = initial_attr(ino, &node, parent_attr, creds, now);
+
+    let record = InodeRecord {
+        attr: attr.clone(),
+        parent: is_dir.then_some(parent),
+        symlink_target: node.target.map(str::to_string),
+        xattrs: BTreeMap::new(),
+    };
+    s.insert_inode(record);
+    s.insert_entry(parent, cookie, EntryRecord { name: name.to_string(), ino, kind: node.kind });
+    let parent_attr = &mut s.inode_mut(parent).attr;
+    parent_attr.size += 1;
+    if is_dir {
+        parent_attr.nlink += 1;
+    }
+    s.stamp(parent, true, now);
+    Ok(MetaReply::Entry(attr))
+}
+
+/// mknod: a directory is EPERM and a symlink EINVAL before anything else; rdev is kept only for
+/// devices.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn mknod<S: Store>(
+    s: &mut S,
+    parent: InodeId,
+    name: &str,
+    mode: u32,
+    kind: FileType,
+    rdev: u64,
+    creds: &Credentials,
+    now: u64,
+) -> Step<MetaReply> {
+    let rdev = match kind {
+        FileType::Directory => return Err(Errno::EPERM.into()),
+        FileType::Symlink => return Err(Errno::EINVAL.into()),
+        FileType::CharDevice | FileType::BlockDevice => rdev,
+        FileType::Regular | FileType::Fifo | FileType::Socket => 0,
+    };
+    make_node(s, parent, name, creds, NewNode { kind, mode, rdev, target: None }, now)
+}
+
+/// symlink: the target is checked first (empty: ENOENT; too long: ENAMETOOLONG); mode 0o777.
+pub(super) fn symlink<S: Store>(
+    s: &mut S,
+    parent: InodeId,
+    name: &str,
+    target: &str,
+    creds: &Credentials,
+    now: u64,
+) -> Step<MetaReply> {
+    if target.is_empty() {
+        return Err(Errno::ENOENT.into());
+    }
+    if target.len() > SYMLINK_TARGET_LEN_MAX_BYTES {
+        return Err(Errno::ENAMETOOLONG.into());
+    }
+    let node = NewNode { kind: FileType::Symlink, mode: 0o777, rdev: 0, target: Some(target) };
+    make_node(s, parent, name, creds, node, now)
+}
+
+/// link: `ino` exists (ESTALE), the new parent and name (see [`search`]), the name is free (EEXIST),
+/// write and search permission on the new parent (EACCES), not a directory (EPERM), below
+/// [`LINK_MAX`] (EMLINK), a cookie (ENOSPC).
+pub(super) fn link<S: Store>(
+    s: &mut S,
+    ino: InodeId,
+    new_parent: InodeId,
+    new_name: &str,
+    creds: &Credentials,
+    now: u64,
+) -> Step<MetaReply> {
+    let target = s.inode(ino)?;
+    let (kind, nlink) = (target.attr.kind, target.attr.nlink);
+    search(s, new_parent, new_name, creds)?;
+    if s.entry(new_parent, new_name)?.is_some() {
+        return Err(Errno::EEXIST.into());
+    }
+    check_access(&s.dir(new_parent)?.attr, creds, WRITE | SEARCH)?;
+    if kind == FileType::Directory {
+        return Err(Halt::Errno(Errno::EPERM));
+    }
+    if nlink >= LINK_MAX {
+        return Err(Errno::EMLINK.into());
+    }
+    let cookie = s.plan_cookie(new_parent, new_name, &[])?;
+
+    s.insert_entry(new_parent, cookie, EntryRecord { name: new_name.to_string(), ino, kind });
+    s.inode_mut(new_parent).attr.size += 1;
+    s.stamp(new_parent, true, now);
+    s.inode_mut(ino).attr.nlink += 1;
+    s.stamp(ino, false, now);
+    Ok(MetaReply::Entry(s.inode_mut(ino).attr.clone()))
 }
 
 /// A new inode's attributes. The group is the caller's, unless the parent is setgid: then it is the

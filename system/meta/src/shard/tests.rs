@@ -1,9 +1,11 @@
-//! Unit tests of what the differential test (tests/differential.rs) cannot reach: locality, id
-//! allocation in shards other than 0, and limits.
+//! Unit tests of what the differential test (specs/tests/shard_differential.rs) cannot reach:
+//! locality, placement, id allocation in shards other than 0, and limits. The directory names used
+//! with mkdir are placed in the shard under test by [`dir_shard`] (checked where it matters).
 
 use crate::{Credentials, Errno, FileType, InodeId, MetaOp, MetaReply, READDIR_START};
 
-use super::{EntryRecord, NotLocal, ShardState};
+use super::store::Store;
+use super::{EntryRecord, NotLocal, ReadKey, ShardState, dir_shard};
 
 fn root() -> Credentials {
     Credentials::root()
@@ -23,24 +25,25 @@ fn created(state: &mut ShardState, op: &MetaOp) -> InodeId {
 #[test]
 fn ids_are_allocated_in_the_shard_and_never_reused() {
     let fs_root = InodeId::new(7, 1);
-    let mut state = ShardState::new(7, Some((fs_root, 1)));
+    let mut state = ShardState::new(7, 8, Some((fs_root, 1)));
     assert_eq!(state.root(), Some(fs_root));
     let a = created(&mut state, &create(fs_root, "a"));
     assert_eq!(a, InodeId::new(7, 2));
     let unlink = MetaOp::Unlink { parent: fs_root, name: "a".into(), creds: root() };
     assert_eq!(state.apply(&unlink, 11), Ok(Ok(MetaReply::Done)));
-    let d = created(&mut state, &MetaOp::Mkdir { parent: fs_root, name: "a".into(), mode: 0o755, creds: root() });
+    // "z" is placed in this shard (see `dir_shard`).
+    let d = created(&mut state, &MetaOp::Mkdir { parent: fs_root, name: "z".into(), mode: 0o755, creds: root() });
     assert_eq!(d, InodeId::new(7, 3));
     assert_eq!(state.apply(&MetaOp::GetAttr { ino: a }, 12), Ok(Err(Errno::ESTALE)));
     // A failed create allocates nothing.
-    assert_eq!(state.apply(&create(fs_root, "a"), 13), Ok(Err(Errno::EEXIST)));
+    assert_eq!(state.apply(&create(fs_root, "z"), 13), Ok(Err(Errno::EEXIST)));
     assert_eq!(created(&mut state, &create(d, "b")), InodeId::new(7, 4));
     state.check_invariants().unwrap();
 }
 
 #[test]
 fn a_shard_without_a_root_holds_nothing_yet() {
-    let mut state = ShardState::new(3, None);
+    let mut state = ShardState::new(3, 4, None);
     assert_eq!(state.root(), None);
     assert_eq!(state.apply(&MetaOp::GetAttr { ino: InodeId::new(3, 1) }, 1), Ok(Err(Errno::ESTALE)));
     assert_eq!(state.apply(&create(InodeId::new(3, 1), "a"), 1), Ok(Err(Errno::ESTALE)));
@@ -50,12 +53,12 @@ fn a_shard_without_a_root_holds_nothing_yet() {
 #[test]
 #[should_panic(expected = "belongs to another shard")]
 fn the_root_must_be_the_shards() {
-    let _ = ShardState::new(0, Some((InodeId::new(1, 1), 0)));
+    let _ = ShardState::new(0, 2, Some((InodeId::new(1, 1), 0)));
 }
 
 #[test]
 fn inodes_named_by_the_op_in_other_shards_are_not_local() {
-    let mut state = ShardState::new(0, Some((InodeId::ROOT, 0)));
+    let mut state = ShardState::new(0, 2, Some((InodeId::ROOT, 0)));
     let before = state.clone();
     let (one, two) = (InodeId::new(1, 5), InodeId::new(2, 9));
     assert_eq!(state.apply(&MetaOp::GetAttr { ino: one }, 1), Err(NotLocal { shards: vec![1] }));
@@ -72,7 +75,7 @@ fn inodes_named_by_the_op_in_other_shards_are_not_local() {
 /// A root holding entry `remote` for an inode of shard 1 (as a later cross-shard create leaves it),
 /// and a local directory `d`.
 fn with_remote_entry() -> (ShardState, InodeId, InodeId) {
-    let mut state = ShardState::new(0, Some((InodeId::ROOT, 0)));
+    let mut state = ShardState::new(0, 2, Some((InodeId::ROOT, 0)));
     let d = created(&mut state, &MetaOp::Mkdir { parent: InodeId::ROOT, name: "d".into(), mode: 0o755, creds: root() });
     let remote = InodeId::new(1, 4);
     let cookie = state.plan_cookie(InodeId::ROOT, "remote", &[]).unwrap();
@@ -113,7 +116,7 @@ fn inodes_reached_through_entries_in_other_shards_are_not_local() {
 
 #[test]
 fn an_exhausted_counter_is_enospc() {
-    let mut state = ShardState::new(0, Some((InodeId::ROOT, 0)));
+    let mut state = ShardState::new(0, 2, Some((InodeId::ROOT, 0)));
     state.next_counter = InodeId::COUNTER_MAX;
     assert_eq!(created(&mut state, &create(InodeId::ROOT, "last")), InodeId::new(0, InodeId::COUNTER_MAX));
     let before = state.clone();
@@ -123,7 +126,7 @@ fn an_exhausted_counter_is_enospc() {
 
 #[test]
 fn entries_are_one_key_range_per_directory_in_cookie_order() {
-    let mut state = ShardState::new(0, Some((InodeId::ROOT, 0)));
+    let mut state = ShardState::new(0, 2, Some((InodeId::ROOT, 0)));
     let d = created(&mut state, &MetaOp::Mkdir { parent: InodeId::ROOT, name: "d".into(), mode: 0o755, creds: root() });
     for name in ["a", "b", "c", "e", "f"] {
         created(&mut state, &create(d, name));
@@ -150,7 +153,7 @@ fn entries_are_one_key_range_per_directory_in_cookie_order() {
 
 #[test]
 fn link_counts_are_bounded() {
-    let mut state = ShardState::new(0, Some((InodeId::ROOT, 0)));
+    let mut state = ShardState::new(0, 2, Some((InodeId::ROOT, 0)));
     let f = created(&mut state, &create(InodeId::ROOT, "f"));
     state.inode_mut(f).attr.nlink = crate::LINK_MAX;
     let link = MetaOp::Link { ino: f, new_parent: InodeId::ROOT, new_name: "g".into(), creds: root() };
@@ -196,4 +199,24 @@ fn the_ancestor_walk_of_a_rename_stops_at_other_shards() {
         creds: root(),
     };
     assert_eq!(state.apply(&same, 4), Ok(Ok(MetaReply::Done)));
+}
+
+#[test]
+fn a_new_directory_is_placed_by_its_name_and_parent() {
+    // Of two shards, "f" goes to shard 1 and "d" stays in shard 0.
+    assert_eq!((dir_shard(InodeId::ROOT, "f", 2), dir_shard(InodeId::ROOT, "d", 2)), (1, 0));
+    let mut state = ShardState::new(0, 2, Some((InodeId::ROOT, 0)));
+    let before = state.clone();
+    let mkdir = |name: &str| MetaOp::Mkdir { parent: InodeId::ROOT, name: name.into(), mode: 0o755, creds: root() };
+    assert_eq!(state.apply(&mkdir("f"), 1), Err(NotLocal { shards: vec![1] }));
+    assert_eq!(state, before);
+    // Files stay beside their entry whatever their name; errors found before placement stay local.
+    created(&mut state, &create(InodeId::ROOT, "f"));
+    assert_eq!(state.apply(&mkdir("f"), 2), Ok(Err(Errno::EEXIST)));
+    assert!(matches!(state.apply(&mkdir("d"), 3), Ok(Ok(MetaReply::Entry(_)))));
+    // A shard reads only its keys; others are refused, typed.
+    let fetched = state.read(&[ReadKey::NextInode(1), ReadKey::Children(InodeId::ROOT)]);
+    assert_eq!(fetched[0].value, super::ReadValue::NotHere);
+    assert_eq!(fetched[1].value, super::ReadValue::Children(true));
+    state.check_invariants().unwrap();
 }

@@ -3,7 +3,8 @@
 //! [`ShardState`], following the protocol checked in `specs::txn_model`.
 //!
 //! Every method that changes state is a command the shard's Raft group logs and applies in order
-//! (with the entry's `now_ns`); every state here is therefore durable. What a leader keeps only in
+//! (with the entry's `now_ns`, which dates intents and tombstones; the records a commit writes carry
+//! the planner's time); every state here is therefore durable. What a leader keeps only in
 //! memory is what it has sent: a new leader calls [`ShardState::recover`] (also the retransmission
 //! timer's command) for the messages still owed. All validation runs before any change, and every
 //! command is idempotent under duplication and tolerant of reordering.
@@ -18,8 +19,9 @@
 //! then presumes abort. Answers that depend on the log must come from a leader that confirmed its
 //! leadership (read index) — the host's business.
 //!
-//! **Participant.** [`ShardState::prepare`] validates POSIX-wise, locks the keys and logs an
-//! [`Intent`], or refuses logging nothing. [`ShardState::commit`] / [`ShardState::abort`] apply or
+//! **Participant.** [`ShardState::prepare`] validates its part of the plan (`txn_changes`: the
+//! expectations hold, the new ids are free), locks the keys and logs an [`Intent`], or refuses
+//! logging nothing. [`ShardState::commit`] / [`ShardState::abort`] apply or
 //! drop the intent, release its locks and write a **tombstone** of the outcome; a decision for an
 //! unknown transaction (an abort overtaking its prepare) writes the tombstone alone. A `Prepare` for
 //! a transaction with a tombstone is ignored (answered with the recorded outcome): without this a
@@ -35,8 +37,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::ShardState;
 use super::txn_changes::{LockKey, TxnChange};
+use super::{ShardState, TxnPlan};
 use crate::Errno;
 
 /// How long a participant holds an intent before asking the coordinator.
@@ -172,10 +174,30 @@ impl ShardState {
         self.txn.tombstones.get(&id).map(|&(o, _)| o)
     }
 
+    /// Coordinator: start `plan` (a client's [`crate::exec::ShardCall::Begin`]) as the transaction
+    /// [`ShardState::next_txn_id`]: its id and the `Prepare`s to send, as [`ShardState::begin`]. A
+    /// plan coordinated elsewhere or naming a shard beyond the cluster is refused with EINVAL.
+    pub fn begin_plan(&mut self, plan: TxnPlan, now: u64) -> Result<(TxnId, Vec<Envelope>), Errno> {
+        if plan.coordinator != self.shard || plan.shards().any(|s| s >= self.shard_count) {
+            return Err(Errno::EINVAL);
+        }
+        let mut remote = plan.changes;
+        let local = remote.remove(&self.shard).unwrap_or_default();
+        let id = self.next_txn_id();
+        let out = self.begin(id, local, remote, now)?;
+        Ok((id, out))
+    }
+
     /// Coordinator: start transaction `id` (from [`ShardState::next_txn_id`]) with this shard's
     /// changes `local` and each participant's `remote` changes. On success the `Prepare`s to send;
-    /// `Err` (the coordinator's own checks, EAGAIN for a locked key, EINVAL for a stale id) logs
-    /// nothing. A duplicate of a begun transaction re-sends what is owed.
+    /// `Err` (the coordinator's own checks, EAGAIN for a stale plan or a locked key, EINVAL for a
+    /// stale id or a malformed plan) logs nothing. A duplicate of a begun transaction re-sends what
+    /// is owed.
+    ///
+    /// The client is answered once [`ShardState::decision`] is decided: check it after every command
+    /// of the transaction (this one, votes, the prepare timeout); a decision stays readable until
+    /// every participant acknowledged it, which takes later commands. A transaction without
+    /// participants commits within `begin`; its record is dropped by the next `begin`.
     pub fn begin(
         &mut self,
         id: TxnId,
@@ -191,6 +213,7 @@ impl ShardState {
         if id.seq < self.txn.next_seq {
             return Err(Errno::EINVAL);
         }
+        self.txn.records.retain(|_, r| r.state == TxnState::Preparing || !r.changes.is_empty());
         let locks = self.validate_changes(id, &local)?;
         self.reserve_ids(&local);
         self.take_intent(id, local, locks, now);
@@ -219,10 +242,10 @@ impl ShardState {
     }
 
     /// Coordinator: participant `from` refused with `errno`: abort (the client gets `errno`).
-    pub fn on_refused(&mut self, id: TxnId, from: u16, errno: Errno, now: u64) -> Vec<Envelope> {
+    pub fn on_refused(&mut self, id: TxnId, from: u16, errno: Errno, _now: u64) -> Vec<Envelope> {
         match self.txn.records.get(&id) {
             Some(r) if r.state == TxnState::Preparing && r.changes.contains_key(&from) => {
-                self.write_decision(id, TxnState::Aborted(errno), now);
+                self.write_decision(id, TxnState::Aborted(errno));
                 self.owed(id)
             }
             _ => Vec::new(),
@@ -230,21 +253,21 @@ impl ShardState {
     }
 
     /// Coordinator: commit if every participant prepared (the commit point); the decision.
-    pub fn decide(&mut self, id: TxnId, now: u64) -> Decision {
+    pub fn decide(&mut self, id: TxnId, _now: u64) -> Decision {
         if let Some(r) = self.txn.records.get(&id)
             && r.state == TxnState::Preparing
             && r.participants().all(|p| r.prepared.contains(&p))
         {
-            self.write_decision(id, TxnState::Committed, now);
+            self.write_decision(id, TxnState::Committed);
         }
         self.decision(id)
     }
 
     /// Coordinator: the prepare timeout of `id` fired: abort if still preparing (EAGAIN).
-    pub fn prepare_timeout(&mut self, id: TxnId, now: u64) -> Vec<Envelope> {
+    pub fn prepare_timeout(&mut self, id: TxnId, _now: u64) -> Vec<Envelope> {
         match self.txn.records.get(&id) {
             Some(r) if r.state == TxnState::Preparing => {
-                self.write_decision(id, TxnState::Aborted(Errno::EAGAIN), now);
+                self.write_decision(id, TxnState::Aborted(Errno::EAGAIN));
                 self.owed(id)
             }
             _ => Vec::new(),
@@ -320,11 +343,11 @@ impl ShardState {
     }
 
     /// Log the decision and apply or drop the coordinator's own intent.
-    fn write_decision(&mut self, id: TxnId, state: TxnState, now: u64) {
+    fn write_decision(&mut self, id: TxnId, state: TxnState) {
         let record = self.txn.records.get_mut(&id).expect("deciding a recorded transaction");
         assert_eq!(record.state, TxnState::Preparing, "{id:?} decided twice");
         record.state = state;
-        self.release_intent(id, state == TxnState::Committed, now);
+        self.release_intent(id, state == TxnState::Committed);
     }
 
     /// Participant: validate and lock `changes` of `id` coordinated by `coordinator`, and log the
@@ -366,7 +389,7 @@ impl ShardState {
             assert!(!self.txn.intents.contains_key(&id), "{id:?} has an intent and a tombstone");
             return;
         }
-        self.release_intent(id, outcome == Outcome::Commit, now);
+        self.release_intent(id, outcome == Outcome::Commit);
         self.txn.tombstones.insert(id, (outcome, now));
         self.txn.tombstone_times.insert((now, id));
         while let Some(&(at, old)) = self.txn.tombstone_times.first()
@@ -407,14 +430,14 @@ impl ShardState {
     }
 
     /// Remove the intent of `id` if held, applying its changes when `apply`, and release its locks.
-    fn release_intent(&mut self, id: TxnId, apply: bool, now: u64) {
+    fn release_intent(&mut self, id: TxnId, apply: bool) {
         let Some(intent) = self.txn.intents.remove(&id) else { return };
         for key in &intent.locks {
             let holder = self.txn.locks.remove(key);
             assert_eq!(holder, Some(id), "{key:?} was not locked by {id:?}");
         }
         if apply {
-            self.apply_changes(&intent.changes, now);
+            self.apply_changes(&intent.changes);
         }
     }
 

@@ -1,14 +1,19 @@
-//! Cross-shard transactions driven through the whole protocol on an in-memory cluster of shards:
-//! commit and refusal paths, timeouts, duplicated and reordered messages, a coordinator crash,
-//! queries, stale prepares after a tombstone, and locks against single-shard operations. After each
-//! scenario the shards are checked together ([`cross_check`]).
+//! Cross-shard transactions driven through the whole protocol on an in-memory cluster of shards, with
+//! plans made by the real planner ([`Cluster::plan`]): commit and refusal (stale plan) paths,
+//! timeouts, duplicated and reordered messages, a coordinator crash, queries, stale prepares after a
+//! tombstone, locks against single-shard operations, reserved ids and malformed plans. After each
+//! scenario the shards are checked together ([`check_shards`]).
 
 use std::collections::BTreeMap;
 
+use crate::exec::{Next, OpDriver, ShardAnswer, ShardCall};
+use crate::local::check_shards;
 use crate::{Attr, Credentials, Errno, FileType, InodeId, MetaOp, MetaReply};
 
+use super::store::Store;
 use super::{
-    Decision, EntryRecord, Envelope, InodeRecord, QueryAnswer, RESOLVE_TIMEOUT_NS, ShardState, TxnChange, TxnId, TxnMsg,
+    Decision, EntryRecord, Envelope, InodeRecord, NotLocal, QueryAnswer, RESOLVE_TIMEOUT_NS, ReadKey, ShardState,
+    TxnChange, TxnId, TxnMsg, TxnPlan, dir_shard,
 };
 
 const ROOT: InodeId = InodeId::ROOT;
@@ -23,9 +28,13 @@ struct Cluster {
 /// The namespace part of every shard (entries and inodes), to compare before and after.
 type Namespace = Vec<(Vec<((InodeId, u64), EntryRecord)>, Vec<(InodeId, InodeRecord)>)>;
 
+fn root() -> Credentials {
+    Credentials::root()
+}
+
 impl Cluster {
     fn new(n: u16) -> Cluster {
-        let shards = (0..n).map(|s| ShardState::new(s, (s == 0).then_some((ROOT, 0)))).collect::<Vec<_>>();
+        let shards = (0..n).map(|s| ShardState::new(s, n, (s == 0).then_some((ROOT, 0)))).collect::<Vec<_>>();
         Cluster { shards, net: Vec::new(), now: 1 }
     }
 
@@ -37,7 +46,7 @@ impl Cluster {
     fn mk(&mut self, parent: InodeId, name: &str, kind: FileType, on: u16) -> InodeId {
         let dir = kind == FileType::Directory;
         let s = self.shard(on);
-        let ino = s.plan_ino().unwrap();
+        let ino = s.plan_ino(on).unwrap();
         let attr = Attr {
             ino,
             kind,
@@ -66,13 +75,37 @@ impl Cluster {
         ino
     }
 
-    fn begin(&mut self, c: u16, local: Vec<TxnChange>, remote: Vec<(u16, Vec<TxnChange>)>) -> Result<TxnId, Errno> {
+    /// The plan of `op` as a driver makes it from the shards' current state (not begun).
+    fn plan(&mut self, op: &MetaOp) -> TxnPlan {
         self.now += 1;
-        let (now, s) = (self.now, self.shard(c));
-        let id = s.next_txn_id();
-        let out = s.begin(id, local, remote.into_iter().collect(), now)?;
+        let mut driver = OpDriver::new(op.clone(), self.now, self.shards.len() as u16);
+        loop {
+            let answer = match driver.next() {
+                Next::Call { call: ShardCall::Apply { .. }, .. } => {
+                    ShardAnswer::Applied(Err(NotLocal { shards: vec![] }))
+                }
+                Next::Call { shard, call: ShardCall::Read { keys } } => {
+                    ShardAnswer::Read(self.shards[shard as usize].read(&keys))
+                }
+                Next::Call { call: ShardCall::Begin { plan }, .. } => return plan,
+                other => panic!("{op:?}: {other:?}"),
+            };
+            driver.answer(answer);
+        }
+    }
+
+    /// Begin `plan` at its coordinator; the prepares go to the network.
+    fn begin(&mut self, plan: TxnPlan) -> Result<TxnId, Errno> {
+        self.now += 1;
+        let now = self.now;
+        let (id, out) = self.shard(plan.coordinator).begin_plan(plan, now)?;
         self.net.extend(out);
         Ok(id)
+    }
+
+    fn run_op(&mut self, op: &MetaOp) -> TxnId {
+        let plan = self.plan(op);
+        self.begin(plan).unwrap()
     }
 
     /// Deliver message `i` of the network (keeping it there too when `duplicate`); its replies are
@@ -113,17 +146,17 @@ impl Cluster {
         self.shards.iter().map(ns).collect()
     }
 
-    /// No intent, lock or record left anywhere, and the shards agree ([`cross_check`]).
+    /// No intent, lock or record left anywhere, and the shards agree ([`check_shards`]).
     fn settled(&self) {
         for s in &self.shards {
             assert!(s.txn.intents.is_empty() && s.txn.locks.is_empty(), "shard {} holds intents", s.shard());
             assert!(s.txn.records.is_empty(), "shard {} holds records", s.shard());
         }
-        cross_check(&self.shards).unwrap();
+        check_shards(&self.shards).unwrap();
     }
 
     fn lookup(&mut self, parent: InodeId, name: &str) -> Result<InodeId, Errno> {
-        let op = MetaOp::Lookup { parent, name: name.into(), creds: Credentials::root() };
+        let op = MetaOp::Lookup { parent, name: name.into(), creds: root() };
         let s = self.shard(parent.shard());
         match s.apply(&op, 0) {
             Ok(Ok(MetaReply::Child { ino, .. })) => Ok(ino),
@@ -137,39 +170,12 @@ impl Cluster {
     }
 }
 
-/// The invariants across shards: every shard's own, no entry naming a missing inode or one of
-/// another type (a directory's `..` is its entry's parent), every non-directory named by exactly
-/// `nlink` entries, every directory but the root by exactly one. Valid when no transaction is half
-/// applied.
-fn cross_check(shards: &[ShardState]) -> Result<(), String> {
-    let inode = |ino: InodeId| shards.get(ino.shard() as usize).and_then(|s| s.inode_record(ino));
-    let mut names: BTreeMap<InodeId, u32> = BTreeMap::new();
-    for s in shards {
-        s.check_invariants().map_err(|e| format!("shard {}: {e}", s.shard()))?;
-        for (&(dir, _), e) in s.entries() {
-            let child = inode(e.ino).ok_or_else(|| format!("dangling entry {:?} of {dir:?}", e.name))?;
-            if child.attr.kind != e.kind || (child.is_dir() && child.parent != Some(dir)) {
-                return Err(format!("entry {:?} of {dir:?} disagrees with its inode", e.name));
-            }
-            *names.entry(e.ino).or_default() += 1;
-        }
-    }
-    for s in shards {
-        for (&ino, r) in s.inodes() {
-            let n = names.get(&ino).copied().unwrap_or(0);
-            let want = if Some(ino) == s.root() {
-                0
-            } else if r.is_dir() {
-                1
-            } else {
-                r.attr.nlink
-            };
-            if n != want {
-                return Err(format!("{ino:?} is named by {n} entries, wants {want}"));
-            }
-        }
-    }
-    Ok(())
+fn rename_op(parent: InodeId, name: &str, new_parent: InodeId, new_name: &str) -> MetaOp {
+    MetaOp::Rename { parent, name: name.into(), new_parent, new_name: new_name.into(), creds: root() }
+}
+
+fn link_op(ino: InodeId, new_parent: InodeId, new_name: &str) -> MetaOp {
+    MetaOp::Link { ino, new_parent, new_name: new_name.into(), creds: root() }
 }
 
 /// Three shards: `/A` (s0) holding file `f` (s0) and directory `d` (s0); `/B` a directory of s1
@@ -191,23 +197,17 @@ fn fixture(t_kind: FileType) -> Fixture {
     let b = c.mk(ROOT, "B", FileType::Directory, 1);
     let t = c.mk(b, "t", t_kind, 2);
     c.mk(b, "x", FileType::Regular, 1);
-    cross_check(&c.shards).unwrap();
+    check_shards(&c.shards).unwrap();
     Fixture { c, a, f, d, b, t }
 }
 
 /// rename(A/f, B/t) replacing file t: source entry on s0 (the coordinator), target directory on
 /// s1, the replaced inode on s2.
 fn rename_f_over_t(x: &mut Fixture) -> TxnId {
-    let (a, f, b, t) = (x.a, x.f, x.b, x.t);
-    let local = vec![
-        TxnChange::RemoveEntry { parent: a, name: "f".into(), ino: f },
-        TxnChange::Touch { ino: f, modified: false },
-    ];
-    let s1 = vec![
-        TxnChange::RemoveEntry { parent: b, name: "t".into(), ino: t },
-        TxnChange::InsertEntry { parent: b, name: "t".into(), ino: f, kind: FileType::Regular },
-    ];
-    x.c.begin(0, local, vec![(1, s1), (2, vec![TxnChange::DecLink { ino: t }])]).unwrap()
+    let plan = x.c.plan(&rename_op(x.a, "f", x.b, "t"));
+    assert_eq!((plan.coordinator, plan.shards().collect::<Vec<_>>()), (0, vec![0, 1, 2]));
+    assert_eq!(plan.reply, Ok(MetaReply::Done));
+    x.c.begin(plan).unwrap()
 }
 
 fn assert_renamed(x: &mut Fixture) {
@@ -239,10 +239,11 @@ fn cross_shard_rename_commits_on_every_shard() {
 fn cross_shard_link_commits() {
     let mut x = fixture(FileType::Regular);
     let (b, f) = (x.b, x.f);
-    let local = vec![TxnChange::InsertEntry { parent: b, name: "g".into(), ino: f, kind: FileType::Regular }];
-    let id = x.c.begin(1, local, vec![(0, vec![TxnChange::IncLink { ino: f }])]).unwrap();
+    // The home of a link is the inode's shard: s0 coordinates, s1 adds the entry.
+    let id = x.c.run_op(&link_op(f, b, "g"));
+    assert_eq!(id.coordinator, 0);
     x.c.run();
-    assert_eq!(x.c.shards[1].decision(id), Decision::Forgotten);
+    assert_eq!(x.c.shards[0].decision(id), Decision::Forgotten);
     assert_eq!(x.c.lookup(b, "g"), Ok(f));
     assert_eq!(x.c.nlink(f), Some(2));
     x.c.settled();
@@ -253,16 +254,7 @@ fn cross_shard_directory_rename_over_an_empty_directory_commits() {
     let mut x = fixture(FileType::Directory);
     let (a, d, b, t) = (x.a, x.d, x.b, x.t);
     x.c.mk(d, "inner", FileType::Regular, 0);
-    let local = vec![
-        TxnChange::RemoveEntry { parent: a, name: "d".into(), ino: d },
-        TxnChange::SetParent { dir: d, parent: b },
-        TxnChange::Touch { ino: d, modified: false },
-    ];
-    let s1 = vec![
-        TxnChange::RemoveEntry { parent: b, name: "t".into(), ino: t },
-        TxnChange::InsertEntry { parent: b, name: "t".into(), ino: d, kind: FileType::Directory },
-    ];
-    let id = x.c.begin(0, local, vec![(1, s1), (2, vec![TxnChange::DecLink { ino: t }])]).unwrap();
+    let id = x.c.run_op(&rename_op(a, "d", b, "t"));
     x.c.run();
     assert_eq!(x.c.shards[0].decision(id), Decision::Forgotten);
     assert_eq!(x.c.lookup(b, "t"), Ok(d));
@@ -273,40 +265,58 @@ fn cross_shard_directory_rename_over_an_empty_directory_commits() {
 }
 
 #[test]
-fn a_refusal_aborts_everywhere_and_changes_nothing() {
-    // EEXIST at a participant: the plan (stale) inserts B/x, which exists.
+fn a_stale_plan_is_refused_and_aborts_everywhere() {
+    // B changed (a new entry) between the planner's reads and the prepare: s1 refuses (EAGAIN).
     let mut x = fixture(FileType::Regular);
+    let (a, b) = (x.a, x.b);
+    let plan = x.c.plan(&rename_op(a, "f", b, "t"));
+    x.c.mk(b, "y", FileType::Regular, 1);
     let before = x.c.namespace();
-    let (a, f, b) = (x.a, x.f, x.b);
-    let local = vec![TxnChange::RemoveEntry { parent: a, name: "f".into(), ino: f }];
-    let s1 = vec![TxnChange::InsertEntry { parent: b, name: "x".into(), ino: f, kind: FileType::Regular }];
-    let id = x.c.begin(0, local, vec![(1, s1)]).unwrap();
+    let id = x.c.begin(plan).unwrap();
     x.c.run();
     assert_eq!(x.c.shards[0].decision(id), Decision::Forgotten);
     assert_eq!(x.c.namespace(), before);
     x.c.settled();
 
-    // ENOTEMPTY at the shard of the replaced directory: rename(A/d, B/t) with t a non-empty directory.
+    // The replaced directory got an entry: its shard refuses, before s1 even prepared.
     let mut x = fixture(FileType::Directory);
-    let (a, d, b, t) = (x.a, x.d, x.b, x.t);
+    let (a, b, t) = (x.a, x.b, x.t);
+    let plan = x.c.plan(&rename_op(a, "d", b, "t"));
     x.c.mk(t, "u", FileType::Regular, 2);
     let before = x.c.namespace();
-    let local = vec![
-        TxnChange::RemoveEntry { parent: a, name: "d".into(), ino: d },
-        TxnChange::SetParent { dir: d, parent: b },
-    ];
-    let s1 = vec![
-        TxnChange::RemoveEntry { parent: b, name: "t".into(), ino: t },
-        TxnChange::InsertEntry { parent: b, name: "t".into(), ino: d, kind: FileType::Directory },
-    ];
-    let id = x.c.begin(0, local, vec![(1, s1), (2, vec![TxnChange::DecLink { ino: t }])]).unwrap();
-    // Deliver the prepare to s2 first: its refusal decides before s1 even prepared.
+    let id = x.c.begin(plan).unwrap();
     let i = x.c.find(|e| e.to == 2);
     x.c.deliver(i, false, false);
     let i = x.c.find(|e| matches!(e.msg, TxnMsg::Refused { .. }));
     x.c.deliver(i, false, false);
-    assert_eq!(x.c.shards[0].decision(id), Decision::Abort(Errno::ENOTEMPTY));
+    assert_eq!(x.c.shards[0].decision(id), Decision::Abort(Errno::EAGAIN));
     x.c.run();
+    assert_eq!(x.c.namespace(), before);
+    x.c.settled();
+
+    // A plan whose coordinator's part is stale is refused at begin, logging nothing.
+    let mut x = fixture(FileType::Regular);
+    let plan = x.c.plan(&rename_op(x.a, "f", x.b, "t"));
+    x.c.mk(x.a, "z", FileType::Regular, 0);
+    assert_eq!(x.c.begin(plan), Err(Errno::EAGAIN));
+    x.c.settled();
+}
+
+#[test]
+fn malformed_plans_are_refused() {
+    let mut x = fixture(FileType::Regular);
+    let before = x.c.namespace();
+    let mut plan = x.c.plan(&rename_op(x.a, "f", x.b, "t"));
+    let id = TxnId { coordinator: 0, seq: 9 };
+    // A write without the expectation of its key.
+    let mut unexpected = plan.changes[&2].clone();
+    unexpected.retain(|c| !matches!(c, TxnChange::Expect { .. }));
+    assert_eq!(x.c.shard(2).prepare(id, 0, unexpected, 5), super::PrepareVote::Refused(Errno::EINVAL));
+    // Keys of another shard, and a plan coordinated elsewhere.
+    let foreign = plan.changes[&1].clone();
+    assert_eq!(x.c.shard(2).prepare(id, 0, foreign, 5), super::PrepareVote::Refused(Errno::EINVAL));
+    plan.coordinator = 1;
+    assert_eq!(x.c.shard(0).begin_plan(plan, 5).map(|_| ()), Err(Errno::EINVAL));
     assert_eq!(x.c.namespace(), before);
     x.c.settled();
 }
@@ -462,27 +472,38 @@ fn run_keeping_copies(c: &mut Cluster) -> Vec<Envelope> {
 
 #[test]
 fn a_prepare_after_the_tombstone_is_ignored() {
-    // link(f, B/g): coordinator s1 (the new entry), s0 adds the link. A stale prepare at s0 passes
-    // validation again after the commit: without the tombstone it would re-take the intent, and the
-    // duplicated commit would add a second link (the bug the protocol model found).
+    // link(f, B/x) fails with EEXIST: a plan of expectations only. A stale prepare at s1 passes
+    // validation again after the commit: without the tombstone it would re-take the intent and hold
+    // B locked (the protocol model's bug, in its harmless form here).
     let mut x = fixture(FileType::Regular);
     let (b, f) = (x.b, x.f);
-    let local = vec![TxnChange::InsertEntry { parent: b, name: "g".into(), ino: f, kind: FileType::Regular }];
-    let id = x.c.begin(1, local, vec![(0, vec![TxnChange::IncLink { ino: f }])]).unwrap();
+    let plan = x.c.plan(&link_op(f, b, "x"));
+    assert_eq!(plan.reply, Err(Errno::EEXIST));
+    assert!(plan.changes.values().flatten().all(|c| matches!(c, TxnChange::Expect { .. })));
+    let id = x.c.begin(plan).unwrap();
+    let stale = run_keeping_copies(&mut x.c);
+    let after = x.c.namespace();
+    x.c.net.extend(stale);
+    x.c.run();
+    assert_eq!(x.c.namespace(), after);
+    assert!(x.c.shards[1].intent(id).is_none());
+    x.c.settled();
+    // Once the coordinator reports the transaction done, the tombstone goes.
+    x.c.shard(1).forget_tombstones(&[id]);
+    assert_eq!(x.c.shards[1].tombstone(id), None);
+
+    // A link that commits: stale prepares and commits change nothing either.
+    let id = x.c.run_op(&link_op(f, b, "g"));
     let stale = run_keeping_copies(&mut x.c);
     let after = x.c.namespace();
     assert_eq!(x.c.nlink(f), Some(2));
     x.c.net.extend(stale);
     x.c.run();
     assert_eq!(x.c.namespace(), after);
-    assert!(x.c.shards[0].intent(id).is_none());
-    assert_eq!(x.c.nlink(f), Some(2));
+    assert!(x.c.shards[1].intent(id).is_none());
     x.c.settled();
-    // Once the coordinator reports the transaction done, the tombstone goes.
-    x.c.shard(0).forget_tombstones(&[id]);
-    assert_eq!(x.c.shards[0].tombstone(id), None);
 
-    // The rename: stale prepares and commits change nothing either.
+    // The rename.
     let mut x = fixture(FileType::Regular);
     let id = rename_f_over_t(&mut x);
     let stale = run_keeping_copies(&mut x.c);
@@ -499,37 +520,36 @@ fn locked_keys_are_busy_until_the_transaction_ends() {
     for commit in [true, false] {
         let mut x = fixture(FileType::Regular);
         let (a, f, b) = (x.a, x.f, x.b);
+        // Plans of other operations on the same keys, made before the keys are locked (planning
+        // backs off from locked keys).
+        let second = x.c.plan(&rename_op(a, "f", b, "w"));
+        let flags = crate::XattrFlags::Upsert;
+        let touch_b =
+            x.c.plan(&MetaOp::SetXattr { ino: b, name: "user.a".into(), value: vec![1], flags, creds: root() });
         let id = rename_f_over_t(&mut x);
-        let unlink =
-            |parent: InodeId, name: &str| MetaOp::Unlink { parent, name: name.into(), creds: Credentials::root() };
+        let unlink = |parent: InodeId, name: &str| MetaOp::Unlink { parent, name: name.into(), creds: root() };
         // The coordinator's own keys: A/f, A and f.
         assert_eq!(x.c.shard(0).apply(&unlink(a, "f"), 5), Ok(Err(Errno::EAGAIN)));
         assert_eq!(x.c.lookup(a, "f"), Err(Errno::EAGAIN));
         assert_eq!(x.c.shard(0).apply(&MetaOp::GetAttr { ino: f }, 5), Ok(Err(Errno::EAGAIN)));
-        // Unrelated keys are free.
+        // Unrelated keys are free; reads flag locked keys.
         assert!(matches!(x.c.shard(0).apply(&MetaOp::GetAttr { ino: ROOT }, 5), Ok(Ok(_))));
+        let fetched = x.c.shards[0].read(&[ReadKey::Inode(ROOT), ReadKey::Inode(f)]);
+        assert_eq!((fetched[0].locked, fetched[1].locked), (false, true));
         // A second transaction on the same keys is refused at begin.
-        let local = vec![TxnChange::RemoveEntry { parent: a, name: "f".into(), ino: f }];
-        assert_eq!(x.c.begin(0, local, vec![]), Err(Errno::EAGAIN));
+        assert_eq!(x.c.begin(second), Err(Errno::EAGAIN));
         // A participant's keys once prepared: B/x is in B, whose inode is locked.
         x.c.deliver(x.c.find(|e| e.to == 1), false, false);
         assert_eq!(x.c.shard(1).apply(&unlink(b, "x"), 5), Ok(Err(Errno::EAGAIN)));
         let other = x.c.shards[1].txn.locks.clone();
-        assert_eq!(
-            x.c.shard(1).prepare(
-                TxnId { coordinator: 2, seq: 0 },
-                2,
-                vec![TxnChange::Touch { ino: b, modified: false }],
-                5
-            ),
-            super::PrepareVote::Refused(Errno::EAGAIN)
-        );
+        let vote = x.c.shard(1).prepare(TxnId { coordinator: 2, seq: 0 }, 2, touch_b.changes[&1].clone(), 5);
+        assert_eq!(vote, super::PrepareVote::Refused(Errno::EAGAIN));
         assert_eq!(x.c.shards[1].txn.locks, other);
         if commit {
             x.c.run();
             assert_eq!(x.c.shard(0).apply(&unlink(a, "f"), 5), Ok(Err(Errno::ENOENT)));
             // B/t now names f, held by s0.
-            assert_eq!(x.c.shard(1).apply(&unlink(b, "t"), 5), Err(super::NotLocal { shards: vec![0] }));
+            assert_eq!(x.c.shard(1).apply(&unlink(b, "t"), 5), Err(NotLocal { shards: vec![0] }));
         } else {
             let out = x.c.shard(0).prepare_timeout(id, 50);
             x.c.net.extend(out);
@@ -545,32 +565,23 @@ fn locked_keys_are_busy_until_the_transaction_ends() {
 fn a_cross_shard_mkdir_reserves_the_new_id() {
     let mut x = fixture(FileType::Regular);
     let b = x.b;
+    // A name B's directories get in shard 2.
+    let name = (0..).map(|i| format!("n{i}")).find(|n| dir_shard(b, n, 3) == 2).unwrap();
     for commit in [false, true] {
-        let n = x.c.shards[2].plan_ino().unwrap();
-        let attr = Attr {
-            ino: n,
-            kind: FileType::Directory,
-            mode: 0o700,
-            uid: 0,
-            gid: 0,
-            size: 0,
-            nlink: 2,
-            atime_ns: 0,
-            mtime_ns: 0,
-            ctime_ns: 0,
-            rdev: 0,
-        };
-        let record = InodeRecord { attr, parent: Some(b), symlink_target: None, xattrs: BTreeMap::new() };
-        let local = vec![TxnChange::InsertEntry { parent: b, name: "n".into(), ino: n, kind: FileType::Directory }];
-        let id = x.c.begin(1, local, vec![(2, vec![TxnChange::CreateInode { record }])]).unwrap();
+        let n = x.c.shards[2].plan_ino(2).unwrap();
+        let mkdir = MetaOp::Mkdir { parent: b, name: name.clone(), mode: 0o700, creds: root() };
+        let plan = x.c.plan(&mkdir);
+        assert_eq!((plan.coordinator, plan.shards().collect::<Vec<_>>()), (1, vec![1, 2]));
+        assert!(matches!(&plan.reply, Ok(MetaReply::Entry(attr)) if attr.ino == n));
+        let id = x.c.begin(plan).unwrap();
         x.c.deliver(0, false, false);
-        assert_ne!(x.c.shards[2].plan_ino(), Ok(n), "the id is reserved at prepare");
+        assert_ne!(x.c.shards[2].plan_ino(2), Ok(n), "the id is reserved at prepare");
         if !commit {
             let out = x.c.shard(1).prepare_timeout(id, 50);
             x.c.net = out;
         }
         x.c.run();
-        assert_eq!(x.c.lookup(b, "n"), if commit { Ok(n) } else { Err(Errno::ENOENT) });
+        assert_eq!(x.c.lookup(b, &name), if commit { Ok(n) } else { Err(Errno::ENOENT) });
         x.c.settled();
     }
 }

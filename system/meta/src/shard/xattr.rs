@@ -10,8 +10,9 @@ use crate::{
     XATTR_VALUE_LEN_MAX_BYTES, XattrFlags,
 };
 
+use super::Step;
 use super::perm::{READ, WRITE, check_access, is_owner_or_root};
-use super::{ShardState, Step};
+use super::store::Store;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Space {
@@ -66,58 +67,62 @@ fn allowed(attr: &Attr, name: &str, creds: &Credentials, write: bool) -> Result<
     space_of(name).map(|_| ())
 }
 
-impl ShardState {
-    pub(super) fn set_xattr(
-        &mut self,
-        ino: InodeId,
-        name: &str,
-        value: &[u8],
-        flags: XattrFlags,
-        creds: &Credentials,
-        now: u64,
-    ) -> Step<MetaReply> {
-        let record = self.inode(ino)?;
-        check_name_len(name)?;
-        if value.len() > XATTR_VALUE_LEN_MAX_BYTES {
-            return Err(Errno::E2BIG.into());
-        }
-        allowed(&record.attr, name, creds, true)?;
-        let exists = record.xattrs.contains_key(name);
-        if flags == XattrFlags::Create && exists {
-            return Err(Errno::EEXIST.into());
-        }
-        if flags == XattrFlags::Replace && !exists {
-            return Err(Errno::ENODATA.into());
-        }
-        self.inode_mut(ino).xattrs.insert(name.to_string(), value.to_vec());
-        self.stamp(ino, false, now);
-        Ok(MetaReply::Done)
+pub(super) fn set_xattr<S: Store>(
+    s: &mut S,
+    ino: InodeId,
+    name: &str,
+    value: &[u8],
+    flags: XattrFlags,
+    creds: &Credentials,
+    now: u64,
+) -> Step<MetaReply> {
+    let record = s.inode(ino)?;
+    check_name_len(name)?;
+    if value.len() > XATTR_VALUE_LEN_MAX_BYTES {
+        return Err(Errno::E2BIG.into());
     }
+    allowed(&record.attr, name, creds, true)?;
+    let exists = record.xattrs.contains_key(name);
+    if flags == XattrFlags::Create && exists {
+        return Err(Errno::EEXIST.into());
+    }
+    if flags == XattrFlags::Replace && !exists {
+        return Err(Errno::ENODATA.into());
+    }
+    s.inode_mut(ino).xattrs.insert(name.to_string(), value.to_vec());
+    s.stamp(ino, false, now);
+    Ok(MetaReply::Done)
+}
 
-    pub(super) fn get_xattr(&self, ino: InodeId, name: &str, creds: &Credentials) -> Step<MetaReply> {
-        let record = self.inode(ino)?;
-        check_name_len(name)?;
-        allowed(&record.attr, name, creds, false)?;
-        let value = record.xattrs.get(name).ok_or(Errno::ENODATA)?;
-        Ok(MetaReply::Xattr(value.clone()))
-    }
+pub(super) fn get_xattr<S: Store>(s: &S, ino: InodeId, name: &str, creds: &Credentials) -> Step<MetaReply> {
+    let record = s.inode(ino)?;
+    check_name_len(name)?;
+    allowed(&record.attr, name, creds, false)?;
+    let value = record.xattrs.get(name).ok_or(Errno::ENODATA)?;
+    Ok(MetaReply::Xattr(value.clone()))
+}
 
-    /// The names in byte order, `trusted.` ones for root only; needs no permission.
-    pub(super) fn list_xattr(&self, ino: InodeId, creds: &Credentials) -> Step<MetaReply> {
-        let record = self.inode(ino)?;
-        let names = record.xattrs.keys().filter(|n| creds.is_root() || !n.starts_with("trusted.")).cloned().collect();
-        Ok(MetaReply::XattrNames(names))
-    }
+/// The names in byte order, `trusted.` ones for root only; needs no permission.
+pub(super) fn list_xattr<S: Store>(s: &S, ino: InodeId, creds: &Credentials) -> Step<MetaReply> {
+    let record = s.inode(ino)?;
+    let names = record.xattrs.keys().filter(|n| creds.is_root() || !n.starts_with("trusted.")).cloned().collect();
+    Ok(MetaReply::XattrNames(names))
+}
 
-    pub(super) fn remove_xattr(&mut self, ino: InodeId, name: &str, creds: &Credentials, now: u64) -> Step<MetaReply> {
-        let record = self.inode(ino)?;
-        check_name_len(name)?;
-        allowed(&record.attr, name, creds, true)?;
-        if !record.xattrs.contains_key(name) {
-            return Err(Errno::ENODATA.into());
-        }
-        self.inode_mut(ino).xattrs.remove(name);
-        self.stamp(ino, false, now);
-        Ok(MetaReply::Done)
+pub(super) fn remove_xattr<S: Store>(
+    s: &mut S,
+    ino: InodeId,
+    name: &str,
+    creds: &Credentials,
+    now: u64,
+) -> Step<MetaReply> {
+    let record = s.inode(ino)?;
+    check_name_len(name)?;
+    allowed(&record.attr, name, creds, true)?;
+    if !record.xattrs.contains_key(name) {
+        return Err(Errno::ENODATA.into());
     }
+    s.inode_mut(ino).xattrs.remove(name);
+    s.stamp(ino, false, now);
+    Ok(MetaReply::Done)
 }

@@ -1,0 +1,437 @@
+//! Differential test of the in-process cluster (`tessera_meta::local::LocalCluster`: shard state
+//! machines, the operation driver, optimistic planning and two-phase commit) against the reference
+//! model: random operation sequences (every `MetaOp` kind, as in `shard_differential.rs`, whose
+//! generator this copies, with more renames across directories) run on clusters of 1, 3 and 8 shards
+//! and on `specs::posix::Namespace` must give equal replies after every step, attributes and times
+//! included, and the cluster must keep its cross-shard invariants (`LocalCluster::check`).
+//!
+//! Inode ids differ: the model allocates every inode in shard 0, the cluster where the placement
+//! rules put it. A bijection cluster id <-> model id is built from the `Entry` replies of creating
+//! operations; operations are generated in cluster ids and translated, replies translated back. An id
+//! the cluster never allocated maps to one the model never allocates. At the end every id ever
+//! allocated has the same attributes (or is missing in both) and every directory the same listing.
+
+use std::collections::BTreeMap;
+
+use tessera_env::{DetRng, Rng};
+use tessera_meta::local::LocalCluster;
+use tessera_meta::{
+    Credentials, FILE_SIZE_MAX_BYTES, FileType, InodeId, MODE_STICKY, MetaOp, MetaReply, MetaResult, READDIR_START,
+    SYMLINK_TARGET_LEN_MAX_BYTES, SetAttr, SetTime, XATTR_VALUE_LEN_MAX_BYTES, XattrFlags,
+};
+use tessera_specs::posix::Namespace;
+
+/// A source of choices: `pick(n)` is in `0..n`.
+trait Draw {
+    fn pick(&mut self, n: u64) -> u64;
+
+    fn one_in(&mut self, n: u64) -> bool {
+        self.pick(n) == 0
+    }
+}
+
+impl Draw for DetRng {
+    fn pick(&mut self, n: u64) -> u64 {
+        self.below(n)
+    }
+}
+
+fn choose<T: Clone>(d: &mut impl Draw, items: &[T]) -> T {
+    items[d.pick(items.len() as u64) as usize].clone()
+}
+
+fn users() -> Vec<Credentials> {
+    vec![
+        Credentials::root(),
+        Credentials::user(1000, 1000),
+        Credentials { uid: 1001, gid: 1001, groups: vec![1000] },
+        Credentials { uid: 1002, gid: 1002, groups: vec![1001, 1003] },
+    ]
+}
+
+const MODES: [u32; 10] = [0o755, 0o700, 0o777 | MODE_STICKY, 0o644, 0o2775, 0o555, 0o6755, 0o2750, 0o000, 0o7777];
+const KINDS: [FileType; 7] = [
+    FileType::Regular,
+    FileType::Directory,
+    FileType::Symlink,
+    FileType::CharDevice,
+    FileType::BlockDevice,
+    FileType::Fifo,
+    FileType::Socket,
+];
+
+/// The generator: its view of the state (live inodes, cookies seen) is taken from the cluster.
+struct Gen<'a, D: Draw> {
+    d: &'a mut D,
+    inodes: Vec<InodeId>,
+    /// The live directories: parents are picked from them most of the time.
+    dirs: Vec<InodeId>,
+    /// Each shard's next inode counter.
+    next_counters: Vec<u64>,
+    cookies: &'a [u64],
+}
+
+impl<D: Draw> Gen<'_, D> {
+    fn ino(&mut self) -> InodeId {
+        if self.d.one_in(20) {
+            // Freed, never allocated, or the next one to be: ESTALE.
+            // Now and then of a shard beyond the cluster.
+            let shards = self.next_counters.len() as u64;
+            let shard = self.d.pick(shards + 1) as usize;
+            let counter = self.next_counters.get(shard).copied().unwrap_or(3);
+            return InodeId::new(shard as u16, 1 + self.d.pick(counter));
+        }
+        choose(self.d, &self.inodes)
+    }
+
+    /// A directory usually; any inode (ENOTDIR, ESTALE) now and then.
+    fn dir(&mut self) -> InodeId {
+        if self.d.one_in(8) { self.ino() } else { choose(self.d, &self.dirs) }
+    }
+
+    fn name(&mut self) -> String {
+        if self.d.one_in(25) {
+            let (long, longest) = ("x".repeat(256), "y".repeat(255));
+            return choose(self.d, &["", ".", "..", "x/y", "n\0ul", long.as_str(), longest.as_str()]).to_string();
+        }
+        choose(self.d, &["a", "b", "c", "d"]).to_string()
+    }
+
+    fn mode(&mut self) -> u32 {
+        if self.d.one_in(30) { 0o10_000 | 0o644 } else { choose(self.d, &MODES) }
+    }
+
+    /// Root half the time (more operations get past the permission checks to the cross-shard parts).
+    fn creds(&mut self) -> Credentials {
+        if self.d.one_in(2) { Credentials::root() } else { choose(self.d, &users()) }
+    }
+
+    fn time(&mut self) -> Option<SetTime> {
+        match self.d.pick(3) {
+            0 => None,
+            1 => Some(SetTime::Now),
+            _ => Some(SetTime::At(self.d.pick(1_000_000))),
+        }
+    }
+
+    fn set_attr(&mut self) -> SetAttr {
+        let mut set = SetAttr::default();
+        if self.d.one_in(2) {
+            set.mode = Some(self.mode());
+        }
+        if self.d.one_in(4) {
+            set.uid = Some(choose(self.d, &[0, 1000, 1001, 1002]));
+        }
+        if self.d.one_in(4) {
+            set.gid = Some(choose(self.d, &[0, 1000, 1001, 1002, 1003]));
+        }
+        if self.d.one_in(4) {
+            set.size = Some(if self.d.one_in(10) { FILE_SIZE_MAX_BYTES + 1 } else { self.d.pick(100) });
+        }
+        if self.d.one_in(3) {
+            set.atime = self.time();
+            set.mtime = self.time();
+        }
+        set
+    }
+
+    fn xattr_name(&mut self) -> String {
+        let long = format!("user.{}", "z".repeat(251));
+        choose(
+            self.d,
+            &["user.a", "user.b", "user.a", "trusted.a", "security.a", "system.a", "user.", "", "other", &long],
+        )
+        .to_string()
+    }
+
+    fn value(&mut self) -> Vec<u8> {
+        if self.d.one_in(50) { vec![7; XATTR_VALUE_LEN_MAX_BYTES + 1] } else { vec![1; self.d.pick(4) as usize] }
+    }
+
+    fn op(&mut self) -> MetaOp {
+        let creds = self.creds();
+        match self.d.pick(22) {
+            0 => MetaOp::Lookup { parent: self.dir(), name: self.name(), creds },
+            1 => MetaOp::GetAttr { ino: self.ino() },
+            2 | 3 => MetaOp::SetAttr { ino: self.ino(), set: self.set_attr(), creds },
+            4 | 5 => MetaOp::Create { parent: self.dir(), name: self.name(), mode: self.mode(), creds },
+            6 | 7 => MetaOp::Mkdir { parent: self.dir(), name: self.name(), mode: self.mode(), creds },
+            8 => {
+                let (parent, name, mode) = (self.dir(), self.name(), self.mode());
+                MetaOp::Mknod { parent, name, mode, kind: choose(self.d, &KINDS), rdev: self.d.pick(3), creds }
+            }
+            9 => {
+                let long = "t".repeat(SYMLINK_TARGET_LEN_MAX_BYTES + 1);
+                let target = choose(self.d, &["t", "t", "../a/b", "", &long]).to_string();
+                MetaOp::Symlink { parent: self.dir(), name: self.name(), target, creds }
+            }
+            10 => MetaOp::Readlink { ino: self.ino() },
+            11 => MetaOp::Link { ino: self.ino(), new_parent: self.dir(), new_name: self.name(), creds },
+            12 | 13 => MetaOp::Unlink { parent: self.dir(), name: self.name(), creds },
+            14 => MetaOp::Rmdir { parent: self.dir(), name: self.name(), creds },
+            15 | 16 => {
+                let (parent, name, new_parent, new_name) = (self.dir(), self.name(), self.dir(), self.name());
+                MetaOp::Rename { parent, name, new_parent, new_name, creds }
+            }
+            17 => {
+                let cookie = match self.d.pick(3) {
+                    0 => READDIR_START,
+                    1 if !self.cookies.is_empty() => choose(self.d, self.cookies),
+                    _ => self.d.pick(u64::MAX),
+                };
+                MetaOp::Readdir { dir: self.dir(), cookie, max_entries: self.d.pick(4) as u32, creds }
+            }
+            18 => {
+                let flags = choose(self.d, &[XattrFlags::Upsert, XattrFlags::Create, XattrFlags::Replace]);
+                MetaOp::SetXattr { ino: self.ino(), name: self.xattr_name(), value: self.value(), flags, creds }
+            }
+            19 => MetaOp::GetXattr { ino: self.ino(), name: self.xattr_name(), creds },
+            20 => {
+                if self.d.one_in(2) {
+                    MetaOp::ListXattr { ino: self.ino(), creds }
+                } else {
+                    MetaOp::RemoveXattr { ino: self.ino(), name: self.xattr_name(), creds }
+                }
+            }
+            _ => {
+                let size = if self.d.one_in(10) { FILE_SIZE_MAX_BYTES + 1 } else { self.d.pick(100) };
+                MetaOp::Truncate { ino: self.ino(), size, creds }
+            }
+        }
+    }
+}
+
+/// Cluster ids <-> model ids.
+#[derive(Default)]
+struct Ids {
+    to_model: BTreeMap<InodeId, InodeId>,
+    to_cluster: BTreeMap<InodeId, InodeId>,
+}
+
+/// A model id the model never allocates (it counts up from 1 in shard 0).
+const NEVER: InodeId = InodeId::new(0, InodeId::COUNTER_MAX);
+
+impl Ids {
+    fn new() -> Ids {
+        let mut ids = Ids::default();
+        ids.add(InodeId::ROOT, InodeId::ROOT);
+        ids
+    }
+
+    fn add(&mut self, cluster: InodeId, model: InodeId) {
+        assert!(self.to_model.insert(cluster, model).is_none(), "{cluster:?} mapped twice");
+        assert!(self.to_cluster.insert(model, cluster).is_none(), "{model:?} mapped twice");
+    }
+
+    fn model(&self, ino: InodeId) -> InodeId {
+        self.to_model.get(&ino).copied().unwrap_or(NEVER)
+    }
+
+    fn cluster(&self, ino: InodeId) -> InodeId {
+        *self.to_cluster.get(&ino).unwrap_or_else(|| panic!("model id {ino:?} has no cluster id"))
+    }
+}
+
+/// `op` with every inode id passed through `f`.
+fn map_op(op: &MetaOp, f: impl Fn(InodeId) -> InodeId) -> MetaOp {
+    let mut op = op.clone();
+    match &mut op {
+        MetaOp::Lookup { parent, .. }
+        | MetaOp::Create { parent, .. }
+        | MetaOp::Mkdir { parent, .. }
+        | MetaOp::Mknod { parent, .. }
+        | MetaOp::Symlink { parent, .. }
+        | MetaOp::Unlink { parent, .. }
+        | MetaOp::Rmdir { parent, .. } => *parent = f(*parent),
+        MetaOp::GetAttr { ino }
+        | MetaOp::SetAttr { ino, .. }
+        | MetaOp::Readlink { ino }
+        | MetaOp::SetXattr { ino, .. }
+        | MetaOp::GetXattr { ino, .. }
+        | MetaOp::ListXattr { ino, .. }
+        | MetaOp::RemoveXattr { ino, .. }
+        | MetaOp::Truncate { ino, .. } => *ino = f(*ino),
+        MetaOp::Readdir { dir, .. } => *dir = f(*dir),
+        MetaOp::Link { ino, new_parent, .. } => {
+            *ino = f(*ino);
+            *new_parent = f(*new_parent);
+        }
+        MetaOp::Rename { parent, new_parent, .. } => {
+            *parent = f(*parent);
+            *new_parent = f(*new_parent);
+        }
+    }
+    op
+}
+
+/// `result` with every inode id passed through `f`.
+fn map_result(result: &MetaResult, f: impl Fn(InodeId) -> InodeId) -> MetaResult {
+    let mut result = result.clone();
+    match &mut result {
+        Ok(MetaReply::Attr(attr) | MetaReply::Entry(attr)) => attr.ino = f(attr.ino),
+        Ok(MetaReply::Child { ino, .. }) => *ino = f(*ino),
+        Ok(MetaReply::DirEntries { entries, .. }) => entries.iter_mut().for_each(|e| e.ino = f(e.ino)),
+        _ => {}
+    }
+    result
+}
+
+/// How often each reply kind (or errno) was seen: evidence of coverage.
+#[derive(Default)]
+struct Tally {
+    outcomes: BTreeMap<String, u64>,
+    planned: u64,
+    planned_errors: u64,
+    /// Planned operations naming no inode beyond the cluster.
+    planned_in_cluster: u64,
+}
+
+impl Tally {
+    /// Count `op`'s outcome, and again as "planned ..." when it ran as a cross-shard transaction.
+    fn note(&mut self, op: &MetaOp, reply: &MetaResult, planned: bool) {
+        let op_name = format!("{op:?}");
+        let op_name = op_name.split([' ', '{']).next().unwrap_or("?").to_string();
+        let outcome = match reply {
+            Ok(_) => "ok".to_string(),
+            Err(e) => format!("{e:?}"),
+        };
+        *self.outcomes.entry(format!("{op_name} {outcome}")).or_default() += 1;
+        if planned {
+            *self.outcomes.entry(format!("planned {op_name} {outcome}")).or_default() += 1;
+        }
+    }
+}
+
+/// Run `ops` generated operations from `d` on a cluster of `shards` and on the model; panic with the
+/// step on the first divergence.
+fn run(d: &mut DetRng, shards: u16, ops: usize, tally: &mut Tally) {
+    let mut now = 1_000;
+    let mut cluster = LocalCluster::with_root_time(shards, now);
+    let mut model = Namespace::new(now);
+    let mut ids = Ids::new();
+    let mut cookies = Vec::new();
+    for step in 0..ops {
+        now += 1 + d.pick(1000);
+        let inodes: Vec<InodeId> = cluster.shards().iter().flat_map(|s| s.inodes().map(|(ino, _)| *ino)).collect();
+        let dirs: Vec<InodeId> =
+            cluster.shards().iter().flat_map(|s| s.inodes().filter(|(_, r)| r.is_dir()).map(|(ino, _)| *ino)).collect();
+        let next_counters = cluster.shards().iter().map(|s| s.next_counter()).collect();
+        let op = Gen { d: &mut *d, inodes, dirs, next_counters, cookies: &cookies }.op();
+        let expected = model.apply(&map_op(&op, |ino| ids.model(ino)), now);
+        let planned_before = cluster.stats().planned;
+        let got = cluster.execute(&op, now);
+        if let (Ok(MetaReply::Entry(c)), Ok(MetaReply::Entry(m))) = (&got, &expected)
+            && !ids.to_model.contains_key(&c.ino)
+        {
+            ids.add(c.ino, m.ino);
+        }
+        assert_eq!(map_result(&got, |ino| ids.model(ino)), expected, "step {step}: {op:?}");
+        if let Ok(MetaReply::DirEntries { entries, .. }) = &got {
+            cookies.extend(entries.iter().map(|e| e.cookie));
+        }
+        let planned = cluster.stats().planned > planned_before;
+        tally.note(&op, &got, planned);
+        let beyond = std::cell::Cell::new(false);
+        map_op(&op, |ino| {
+            beyond.set(beyond.get() || ino.shard() >= shards);
+            ino
+        });
+        tally.planned_in_cluster += u64::from(planned && !beyond.get());
+        cluster.check().unwrap_or_else(|e| panic!("step {step}: {op:?}: cluster: {e}"));
+    }
+    compare_final(&mut cluster, &mut model, &ids, now);
+    let stats = cluster.stats();
+    tally.planned += stats.planned;
+    tally.planned_errors += stats.planned_errors;
+    assert_eq!(stats.backoffs, 0, "nothing runs concurrently: no plan is ever stale");
+}
+
+/// Every id ever allocated has the same attributes (or is missing in both), every directory the same
+/// listing, and both hold as many inodes.
+fn compare_final(cluster: &mut LocalCluster, model: &mut Namespace, ids: &Ids, now: u64) {
+    let count: usize = cluster.shards().iter().map(|s| s.inodes().count()).sum();
+    assert_eq!(count, model.inode_count());
+    for (&c, &m) in &ids.to_model {
+        let getattr = MetaOp::GetAttr { ino: c };
+        let got = cluster.execute(&getattr, now);
+        assert_eq!(map_result(&got, |ino| ids.model(ino)), model.apply(&MetaOp::GetAttr { ino: m }, now), "{c:?}");
+        let listing =
+            |dir| MetaOp::Readdir { dir, cookie: READDIR_START, max_entries: u32::MAX, creds: Credentials::root() };
+        let got = cluster.execute(&listing(c), now);
+        let expected = model.apply(&listing(m), now);
+        assert_eq!(map_result(&got, |ino| ids.model(ino)), expected, "listing of {c:?}");
+        if let Ok(MetaReply::DirEntries { entries, .. }) = &expected {
+            entries.iter().for_each(|e| assert_eq!(ids.model(ids.cluster(e.ino)), e.ino));
+        }
+    }
+}
+
+const SEEDS: u64 = 300;
+const OPS_PER_SEED: usize = 400;
+
+fn seeded_runs(shards: u16) -> Tally {
+    let mut tally = Tally::default();
+    for seed in 0..SEEDS {
+        let mut rng = DetRng::from_seed(seed);
+        let result =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&mut rng, shards, OPS_PER_SEED, &mut tally)));
+        if let Err(panic) = result {
+            let replay = format!("run(&mut DetRng::from_seed({seed}), {shards}, {OPS_PER_SEED}, ..)");
+            eprintln!("cluster differential: {shards} shards, seed {seed} failed (replay: {replay})");
+            std::panic::resume_unwind(panic);
+        }
+    }
+    eprintln!(
+        "cluster differential, {shards} shards: {} planned ({} errors); outcomes: {:?}",
+        tally.planned, tally.planned_errors, tally.outcomes
+    );
+    let seen = |key: &str| tally.outcomes.get(key).copied().unwrap_or(0);
+    for op in ["Create", "Mkdir", "Link", "Unlink", "Rmdir", "Rename", "Readdir", "SetAttr", "SetXattr"] {
+        assert!(seen(&format!("{op} ok")) > 0, "{op} never succeeded: {:?}", tally.outcomes);
+    }
+    for key in ["Rename EINVAL", "Rename ENOTEMPTY", "Rename EISDIR", "Rmdir ENOTEMPTY", "Unlink EISDIR", "Link EPERM"]
+    {
+        assert!(seen(key) > 0, "{key} never reached: {:?}", tally.outcomes);
+    }
+    tally
+}
+
+#[test]
+fn one_shard_matches_the_model() {
+    let tally = seeded_runs(1);
+    assert_eq!(tally.planned_in_cluster, 0, "a single shard plans only ops naming inodes beyond it");
+}
+
+/// Evidence that the cross-shard paths were exercised, errors included.
+fn check_planned(tally: &Tally) {
+    assert!(
+        tally.planned > 1000 && tally.planned_errors > 100,
+        "{} planned, {} errors",
+        tally.planned,
+        tally.planned_errors
+    );
+    let seen = |key: &str| tally.outcomes.get(key).copied().unwrap_or(0);
+    for key in [
+        "planned Mkdir ok",
+        "planned Rmdir ok",
+        "planned Link ok",
+        "planned Unlink ok",
+        "planned Rename ok",
+        "planned Rename EINVAL",
+        "planned Rename ENOTEMPTY",
+        "planned Rmdir ENOTEMPTY",
+        "planned Unlink EISDIR",
+    ] {
+        assert!(seen(key) > 0, "{key} never reached: {:?}", tally.outcomes);
+    }
+}
+
+#[test]
+fn three_shards_match_the_model() {
+    check_planned(&seeded_runs(3));
+}
+
+#[test]
+fn eight_shards_match_the_model() {
+    check_planned(&seeded_runs(8));
+}

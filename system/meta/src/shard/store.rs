@@ -1,0 +1,238 @@
+//! [`Store`]: the records an operation's logic reads and writes, so that one copy of the logic (the
+//! POSIX checks in their errno order, then the changes) runs over two stores:
+//!
+//! - [`ShardState`] itself, for [`ShardState::apply`]: a key of another shard halts the operation with
+//!   [`Halt::Missing`] (answered `NotLocal`), a key a cross-shard transaction locked with `EAGAIN`;
+//! - a planner's [`super::view::View`] of records fetched from several shards: a key not fetched yet
+//!   halts with [`Halt::Missing`] (the driver fetches it and runs the logic again).
+//!
+//! The logic reads every key before it writes it, and writes only after every check passed; the write
+//! methods therefore take keys already read and panic otherwise.
+
+use std::ops::Bound;
+
+use crate::{DirEntry, Errno, InodeId, name::COOKIE_COLLISION_BITS};
+
+use super::plan::{ReadKey, entry_shard};
+use super::txn_changes::LockKey;
+use super::{EntryRecord, Halt, InodeRecord, ShardState, Step};
+
+/// Where an operation's logic reads and writes records (see the module documentation).
+pub(crate) trait Store {
+    /// The cluster's number of shards (placement of new directories).
+    fn shard_count(&self) -> u16;
+    /// The inode `ino`: ESTALE if it does not exist.
+    fn inode(&self, ino: InodeId) -> Step<&InodeRecord>;
+    /// The entry `name` of directory `dir` with its cookie, if it exists.
+    fn entry(&self, dir: InodeId, name: &str) -> Step<Option<(u64, &EntryRecord)>>;
+    /// The cookie a new entry `name` of `dir` would take once the entries named in `leaving` are gone;
+    /// ENOSPC if all cookies of its hash prefix are held.
+    fn plan_cookie(&self, dir: InodeId, name: &str, leaving: &[&str]) -> Step<u64>;
+    /// Whether directory `dir` has no entries.
+    fn dir_is_empty(&self, dir: InodeId) -> Step<bool>;
+    /// The id a new inode of `shard` would get: ENOSPC once its 48-bit counter is exhausted.
+    fn plan_ino(&self, shard: u16) -> Step<InodeId>;
+    /// Up to `max_entries` entries of the directory `dir` (already read) after `cookie`, and whether
+    /// the listing ends there.
+    fn dir_page(&self, dir: InodeId, cookie: u64, max_entries: u32) -> Step<(Vec<DirEntry>, bool)>;
+    /// How many steps an ancestor walk may take before it must have ended.
+    fn walk_limit(&self) -> usize;
+    /// An ancestor walk went around a cycle at `at`: corruption in a shard (panics), stale reads in a
+    /// view (the plan is made again).
+    fn cycle(&self, at: InodeId) -> Halt;
+
+    /// A read inode, for mutation.
+    fn inode_mut(&mut self, ino: InodeId) -> &mut InodeRecord;
+    /// Store a new inode under the id [`Store::plan_ino`] gave, consuming it.
+    fn insert_inode(&mut self, record: InodeRecord);
+    /// Free the read inode `ino`.
+    fn remove_inode(&mut self, ino: InodeId);
+    /// Add an entry under a cookie [`Store::plan_cookie`] gave (the directory's inode is the caller's).
+    fn insert_entry(&mut self, dir: InodeId, cookie: u64, entry: EntryRecord);
+    /// Remove the read entry `name` of `dir`.
+    fn remove_entry(&mut self, dir: InodeId, name: &str) -> EntryRecord;
+
+    /// The directory `ino`: as [`Store::inode`], and ENOTDIR if it is not a directory.
+    fn dir(&self, ino: InodeId) -> Step<&InodeRecord> {
+        let record = self.inode(ino)?;
+        if record.is_dir() { Ok(record) } else { Err(Halt::Errno(Errno::ENOTDIR)) }
+    }
+
+    /// Stamp the read inode `ino`'s ctime, and its mtime too when `modified`.
+    fn stamp(&mut self, ino: InodeId, modified: bool, now: u64) {
+        let attr = &mut self.inode_mut(ino).attr;
+        attr.ctime_ns = now;
+        if modified {
+            attr.mtime_ns = now;
+        }
+    }
+}
+
+/// The cookie range `name` may take in a directory: its hash prefix with every collision counter.
+pub(crate) fn cookie_range(name: &str) -> (u64, u64) {
+    let prefix = crate::name_hash(name) >> COOKIE_COLLISION_BITS << COOKIE_COLLISION_BITS;
+    (prefix, prefix | ((1 << COOKIE_COLLISION_BITS) - 1))
+}
+
+impl ShardState {
+    fn locked(&self, key: impl FnOnce() -> LockKey) -> bool {
+        !self.txn.locks.is_empty() && self.txn.locks.contains_key(&key())
+    }
+
+    fn check_inode_key(&self, ino: InodeId) -> Step<()> {
+        if ino.shard() != self.shard {
+            return Err(Halt::Missing(ReadKey::Inode(ino)));
+        }
+        if self.locked(|| LockKey::Inode(ino)) {
+            return Err(Errno::EAGAIN.into());
+        }
+        Ok(())
+    }
+
+    fn check_entry_key(&self, dir: InodeId, name: &str) -> Step<()> {
+        if entry_shard(dir, name) != self.shard {
+            return Err(Halt::Missing(ReadKey::Entry { parent: dir, name: name.to_string() }));
+        }
+        if self.locked(|| LockKey::Inode(dir)) || self.locked(|| LockKey::Entry(dir, name.to_string())) {
+            return Err(Errno::EAGAIN.into());
+        }
+        Ok(())
+    }
+
+    /// The entry `name` of `dir` held here, without locality or lock checks.
+    pub(super) fn find_entry(&self, dir: InodeId, name: &str) -> Option<(u64, &EntryRecord)> {
+        let cookie = *self.entry_names.get(&(dir, name.to_string()))?;
+        let record = self.entries.get(&(dir, cookie)).expect("name index names an entry");
+        assert_eq!(record.name, name, "name index and entries disagree");
+        Some((cookie, record))
+    }
+
+    /// The entries of `dir` held here with cookies in `from..=to`, in cookie order.
+    pub(super) fn entry_range(
+        &self,
+        dir: InodeId,
+        from: Bound<u64>,
+        to: u64,
+    ) -> impl Iterator<Item = (u64, &EntryRecord)> {
+        let from = match from {
+            Bound::Included(c) => Bound::Included((dir, c)),
+            Bound::Excluded(c) => Bound::Excluded((dir, c)),
+            Bound::Unbounded => Bound::Included((dir, 0)),
+        };
+        self.entries.range((from, Bound::Included((dir, to)))).map(|(&(_, cookie), entry)| (cookie, entry))
+    }
+
+    /// The cookie a new entry `name` of `dir` takes here once `leaving` are gone, without checks.
+    pub(super) fn free_cookie(&self, dir: InodeId, name: &str, leaving: &[&str]) -> Result<u64, Errno> {
+        let taken =
+            |cookie: u64| self.entries.get(&(dir, cookie)).is_some_and(|entry| !leaving.contains(&entry.name.as_str()));
+        crate::assign_cookie(name, taken).ok_or(Errno::ENOSPC)
+    }
+
+    /// Whether `dir` has no entries here, without checks.
+    pub(super) fn holds_no_entries(&self, dir: InodeId) -> bool {
+        self.entry_range(dir, Bound::Unbounded, u64::MAX).next().is_none()
+    }
+
+    /// Add an entry, keeping the name index (used by the store and at commit).
+    pub(super) fn put_entry(&mut self, dir: InodeId, cookie: u64, entry: EntryRecord) {
+        assert!(crate::cookie_matches(&entry.name, cookie), "cookie {cookie:#x} is not {:?}'s", entry.name);
+        let previous_name = self.entry_names.insert((dir, entry.name.clone()), cookie);
+        assert!(previous_name.is_none(), "entry {:?} of {dir:?} exists", entry.name);
+        let previous = self.entries.insert((dir, cookie), entry);
+        assert!(previous.is_none(), "cookie {cookie:#x} of {dir:?} is taken");
+    }
+
+    /// Remove the entry at `cookie` of `dir`, keeping the name index.
+    pub(super) fn take_entry(&mut self, dir: InodeId, cookie: u64) -> EntryRecord {
+        let entry = self.entries.remove(&(dir, cookie)).expect("removing an existing entry");
+        let indexed = self.entry_names.remove(&(dir, entry.name.clone()));
+        assert_eq!(indexed, Some(cookie), "name index and entries disagree");
+        entry
+    }
+}
+
+impl Store for ShardState {
+    fn shard_count(&self) -> u16 {
+        self.shard_count
+    }
+
+    fn inode(&self, ino: InodeId) -> Step<&InodeRecord> {
+        self.check_inode_key(ino)?;
+        self.inodes.get(&ino).ok_or(Halt::Errno(Errno::ESTALE))
+    }
+
+    fn entry(&self, dir: InodeId, name: &str) -> Step<Option<(u64, &EntryRecord)>> {
+        self.check_entry_key(dir, name)?;
+        Ok(self.find_entry(dir, name))
+    }
+
+    fn plan_cookie(&self, dir: InodeId, name: &str, leaving: &[&str]) -> Step<u64> {
+        self.check_entry_key(dir, name)?;
+        Ok(self.free_cookie(dir, name, leaving)?)
+    }
+
+    fn dir_is_empty(&self, dir: InodeId) -> Step<bool> {
+        if dir.shard() != self.shard {
+            return Err(Halt::Missing(ReadKey::Children(dir)));
+        }
+        if self.locked(|| LockKey::Inode(dir)) {
+            return Err(Errno::EAGAIN.into());
+        }
+        Ok(self.holds_no_entries(dir))
+    }
+
+    fn plan_ino(&self, shard: u16) -> Step<InodeId> {
+        if shard != self.shard {
+            return Err(Halt::Missing(ReadKey::NextInode(shard)));
+        }
+        if self.next_counter > InodeId::COUNTER_MAX {
+            return Err(Errno::ENOSPC.into());
+        }
+        Ok(InodeId::new(self.shard, self.next_counter))
+    }
+
+    fn dir_page(&self, dir: InodeId, cookie: u64, max_entries: u32) -> Step<(Vec<DirEntry>, bool)> {
+        let mut range = self.entry_range(dir, Bound::Excluded(cookie), u64::MAX).peekable();
+        let mut entries = Vec::new();
+        while entries.len() < max_entries as usize
+            && let Some((cookie, entry)) = range.next()
+        {
+            entries.push(DirEntry { name: entry.name.clone(), ino: entry.ino, kind: entry.kind, cookie });
+        }
+        Ok((entries, range.peek().is_none()))
+    }
+
+    fn walk_limit(&self) -> usize {
+        self.inodes.len()
+    }
+
+    fn cycle(&self, at: InodeId) -> Halt {
+        panic!("cycle in the directory tree at {at:?} in shard {}", self.shard);
+    }
+
+    fn inode_mut(&mut self, ino: InodeId) -> &mut InodeRecord {
+        self.inodes.get_mut(&ino).expect("inode checked before mutation")
+    }
+
+    fn insert_inode(&mut self, record: InodeRecord) {
+        let ino = record.attr.ino;
+        assert_eq!(ino, InodeId::new(self.shard, self.next_counter), "inode id not the planned one");
+        self.next_counter += 1;
+        let previous = self.inodes.insert(ino, record);
+        assert!(previous.is_none(), "inode id {ino:?} reused");
+    }
+
+    fn remove_inode(&mut self, ino: InodeId) {
+        self.inodes.remove(&ino).expect("freeing an existing inode");
+    }
+
+    fn insert_entry(&mut self, dir: InodeId, cookie: u64, entry: EntryRecord) {
+        self.put_entry(dir, cookie, entry);
+    }
+
+    fn remove_entry(&mut self, dir: InodeId, name: &str) -> EntryRecord {
+        let (cookie, _) = self.find_entry(dir, name).expect("entry checked before removal");
+        self.take_entry(dir, cookie)
+    }
+}
