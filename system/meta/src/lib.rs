@@ -8,8 +8,11 @@
 //! these types, so a history recorded from the real system can be checked against the model as is.
 
 pub mod api;
+pub mod client;
 pub mod errno;
 pub mod exec;
+pub mod host;
+pub mod local;
 pub mod name;
 pub mod shard;
 pub mod wire;
@@ -20,4 +23,6 @@ pub use api::{
     XATTR_NAME_LEN_MAX_BYTES, XATTR_VALUE_LEN_MAX_BYTES, XattrFlags,
 };
 pub use errno::Errno;
+pub use exec::{Next, OpDriver};
+pub use local::LocalCluster;
 pub use name::{READDIR_START, assign_cookie, candidate_cookies, cookie_matches, name_hash, validate_name};

@@ -1,0 +1,31 @@
+//! Receiving with a timeout without a runtime: poll the endpoint's `recv` and the clock's `sleep`
+//! side by side (the config runner's `recv_or_sleep`, without the `futures` crate).
+
+use core::future::{Future, poll_fn};
+use core::pin::pin;
+use core::task::Poll;
+use core::time::Duration;
+
+use tessera_env::{Clock, Net, NetError, NodeId};
+
+/// The next message, or `None` once `wait` has passed without one. Cancel-safe as far as `Net::recv`
+/// is: a message is taken off the endpoint only when it is returned. A message that is ready wins
+/// over an expired sleep.
+pub(crate) async fn recv_or_sleep<C: Clock, N: Net>(
+    net: &N,
+    clock: &C,
+    wait: Duration,
+) -> Option<Result<(NodeId, Vec<u8>), NetError>> {
+    let mut recv = pin!(net.recv());
+    let mut sleep = pin!(clock.sleep(wait));
+    poll_fn(|cx| {
+        if let Poll::Ready(msg) = recv.as_mut().poll(cx) {
+            return Poll::Ready(Some(msg));
+        }
+        if sleep.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    })
+    .await
+}
