@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use tessera_sim::config_scenario::{config_line, run_config_seed};
+use tessera_sim::meta_scenario::{meta_history_line, run_meta_history_seed};
 use tessera_sim::{RunOutcome, run_crash_seed, run_seed};
 
 #[derive(Parser, Debug)]
@@ -21,7 +22,7 @@ use tessera_sim::{RunOutcome, run_crash_seed, run_seed};
         seed=S trace_hash=H result=pass\n  \
         seed=S trace_hash=H result=fail reason=\"...\" replay=\"cargo run -p tessera-sim -- replay S\"\n\n\
         The same seed always gives the same trace_hash.",
-    after_help = "Examples:\n  tessera-sim run --seed 42\n  tessera-sim run --seeds 0..100\n  tessera-sim replay 42 2> trace.txt\n  tessera-sim crash --seeds 0..1200\n  tessera-sim config --seeds 0..500\n  tessera-sim config --seed 52 --verbose 2> trace.txt\n\nSee docs/SIMULATION.md for how to read a failure and a trace."
+    after_help = "Examples:\n  tessera-sim run --seed 42\n  tessera-sim run --seeds 0..100\n  tessera-sim replay 42 2> trace.txt\n  tessera-sim crash --seeds 0..1200\n  tessera-sim config --seeds 0..500\n  tessera-sim config --seed 52 --verbose 2> trace.txt\n  tessera-sim meta --seeds 0..1000 --jobs 2\n  tessera-sim meta --seed 7 --verbose 2> trace.txt\n\nSee docs/SIMULATION.md for how to read a failure and a trace."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -45,6 +46,21 @@ enum Command {
     /// Raft while nodes crash and the network partitions; checks linearizability of config changes,
     /// that a minority cannot change the config, leader failover and rack-failure detection.
     Config(RunArgs),
+    /// The metadata scenario: concurrent clients run random POSIX operations (creates, renames across
+    /// shards and directories, links, unlinks, rmdirs, readdirs, xattrs...) against metadata shards
+    /// replicated with Raft while nodes crash and the network partitions, loses and duplicates; the
+    /// history must be linearizable against the POSIX model and the shards consistent after healing.
+    /// With --jobs N, seeds run on N threads (each seed is still one deterministic run).
+    Meta(MetaArgs),
+}
+
+#[derive(Args, Debug)]
+struct MetaArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Worker threads for a range of seeds (default 1). Output is printed in seed order.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256))]
+    jobs: u64,
 }
 
 #[derive(Args, Debug)]
@@ -107,6 +123,20 @@ fn main() -> ExitCode {
             println!("config seeds={} passed={passed} failed={failed}", passed + failed);
             if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
         }
+        Command::Meta(args) => {
+            let range = args.run.seeds.unwrap_or_else(|| {
+                let seed = args.run.seed.unwrap_or(1);
+                seed..seed + 1
+            });
+            let verbose = args.run.verbose;
+            let lines = run_parallel(range, args.jobs, move |seed| {
+                let (outcome, hash) = run_meta_history_seed(seed, verbose);
+                (outcome.passed, meta_history_line(seed, &outcome, hash))
+            });
+            let failed = lines.iter().filter(|(passed, _)| !passed).count();
+            println!("meta seeds={} passed={} failed={failed}", lines.len(), lines.len() - failed);
+            if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        }
         Command::Crash(args) => {
             let range = args.seeds.unwrap_or_else(|| {
                 let seed = args.seed.unwrap_or(1);
@@ -146,4 +176,49 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+/// Run `f` on every seed of `range` on `jobs` threads; print each seed's line in seed order as soon as
+/// it and every seed before it are done; return (passed, line) per seed.
+fn run_parallel(
+    range: Range<u64>,
+    jobs: u64,
+    f: impl Fn(u64) -> (bool, String) + Send + Sync + 'static,
+) -> Vec<(bool, String)> {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, mpsc};
+    let next = Arc::new(AtomicU64::new(range.start));
+    let f = Arc::new(f);
+    let (tx, rx) = mpsc::channel();
+    let workers: Vec<_> = (0..jobs)
+        .map(|_| {
+            let (next, f, tx, end) = (next.clone(), f.clone(), tx.clone(), range.end);
+            std::thread::spawn(move || {
+                loop {
+                    let seed = next.fetch_add(1, Ordering::Relaxed);
+                    if seed >= end {
+                        break;
+                    }
+                    let _ = tx.send((seed, f(seed)));
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    let mut done = BTreeMap::new();
+    let mut printed = range.start;
+    let mut lines = Vec::new();
+    for (seed, line) in rx {
+        done.insert(seed, line);
+        while let Some(line) = done.remove(&printed) {
+            println!("{}", line.1);
+            lines.push(line);
+            printed += 1;
+        }
+    }
+    for worker in workers {
+        worker.join().expect("seed worker panicked outside the simulation");
+    }
+    lines
 }
