@@ -12,6 +12,7 @@ pub mod config_scenario;
 pub mod crash;
 pub mod disk;
 pub mod env;
+pub mod meta_scale;
 pub mod meta_scenario;
 pub mod meta_support;
 pub mod net;

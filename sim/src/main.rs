@@ -52,6 +52,20 @@ enum Command {
     /// history must be linearizable against the POSIX model and the shards consistent after healing.
     /// With --jobs N, seeds run on N threads (each seed is still one deterministic run).
     Meta(MetaArgs),
+    /// Metadata throughput against cluster size in simulated time (create, stat, unlink from 8
+    /// closed-loop clients per node; 16 shards per node): prints operations per simulated second per
+    /// size and the scaling efficiency against the smallest size.
+    MetaScale(ScaleArgs),
+}
+
+#[derive(Args, Debug)]
+struct ScaleArgs {
+    /// Cluster sizes to measure, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,4,16,64")]
+    nodes: Vec<u64>,
+    /// The seed of every run.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 #[derive(Args, Debug)]
@@ -136,6 +150,30 @@ fn main() -> ExitCode {
             let failed = lines.iter().filter(|(passed, _)| !passed).count();
             println!("meta seeds={} passed={} failed={failed}", lines.len(), lines.len() - failed);
             if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        }
+        Command::MetaScale(args) => {
+            let mut base: Option<(u64, f64)> = None;
+            for &nodes in &args.nodes {
+                if nodes == 0 || nodes > 4096 {
+                    eprintln!("meta-scale: --nodes takes sizes from 1 to 4096, got {nodes}");
+                    return ExitCode::FAILURE;
+                }
+                match tessera_sim::meta_scale::measure(nodes, args.seed) {
+                    Ok(r) => {
+                        let per_node = r.ops_per_sec / nodes as f64;
+                        let (n0, p0) = *base.get_or_insert((nodes, per_node));
+                        println!(
+                            "nodes={} shards={} replication={} clients={} ops={} ops_per_sim_sec={:.0} per_node={:.0} efficiency_vs_{}_nodes={:.2}",
+                            r.nodes, r.shards, r.replication, r.clients, r.ops, r.ops_per_sec, per_node, n0, per_node / p0
+                        );
+                    }
+                    Err(reason) => {
+                        println!("nodes={nodes} result=fail reason=\"{reason}\"");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+            ExitCode::SUCCESS
         }
         Command::Crash(args) => {
             let range = args.seeds.unwrap_or_else(|| {

@@ -1,0 +1,218 @@
+//! Metadata operations per second per core: create, stat and unlink through the in-process metadata
+//! cluster (`tessera_meta::local::LocalCluster`: the shard state machines, the operation driver and the
+//! two-phase commit, without Raft or network), next to the same operations on the local file system
+//! in the same run.
+//!
+//! Cases (reported per operation; one thread, so operations/s are per core):
+//! - `meta/tessera_{create,stat,unlink}`: files in one directory of a 16-shard cluster (the
+//!   directory's shard holds its entries and files: every operation is single-shard, as for files in
+//!   a directory that has not split).
+//! - `meta/localfs_{create,stat,unlink}`: `File::create`, `fs::metadata`, `fs::remove_file` in a temp
+//!   directory (`$TESSERA_BENCH_DIR` if set): the kernel's dentry and inode caches, no fsync.
+//!
+//! After the criterion groups a paired pass alternates the two sides on the same batches and prints
+//! `paired:` lines with the tessera/localfs throughput ratio from medians.
+//! `TESSERA_BENCH_NO_PAIRED=1` skips it.
+//!
+//! Run: `cargo bench -p tessera-real-io --bench meta`.
+
+use std::fs;
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use tessera_meta::local::LocalCluster;
+use tessera_meta::{Credentials, InodeId, MetaOp, MetaReply};
+
+const SHARDS: u16 = 16;
+/// Files a stat pass cycles over.
+const STAT_FILES: u64 = 1_000;
+/// Operations per paired round.
+const PAIRED_BATCH: u64 = 2_000;
+const PAIRED_ROUNDS: usize = 15;
+
+/// The metadata side: a cluster, one directory, and a name counter (names are never reused).
+struct Meta {
+    cluster: LocalCluster,
+    dir: InodeId,
+    next: u64,
+    now_ns: u64,
+}
+
+impl Meta {
+    fn new() -> Meta {
+        let mut cluster = LocalCluster::new(SHARDS);
+        let mkdir = MetaOp::Mkdir { parent: InodeId::ROOT, name: "bench".into(), mode: 0o755, creds: root() };
+        let Ok(MetaReply::Entry(attr)) = cluster.execute(&mkdir, 1) else { panic!("mkdir bench") };
+        Meta { cluster, dir: attr.ino, next: 0, now_ns: 2 }
+    }
+
+    fn tick(&mut self) -> u64 {
+        self.now_ns += 1;
+        self.now_ns
+    }
+
+    /// Create `n` files; their ids and names.
+    fn create(&mut self, n: u64) -> Vec<(InodeId, String)> {
+        (0..n)
+            .map(|_| {
+                self.next += 1;
+                let name = format!("f{}", self.next);
+                let op = MetaOp::Create { parent: self.dir, name: name.clone(), mode: 0o644, creds: root() };
+                let now = self.tick();
+                match self.cluster.execute(&op, now) {
+                    Ok(MetaReply::Entry(attr)) => (attr.ino, name),
+                    other => panic!("create: {other:?}"),
+                }
+            })
+            .collect()
+    }
+
+    fn stat(&mut self, files: &[(InodeId, String)], n: u64) {
+        for i in 0..n {
+            let ino = files[(i % files.len() as u64) as usize].0;
+            let now = self.tick();
+            black_box(self.cluster.execute(&MetaOp::GetAttr { ino }, now).expect("stat"));
+        }
+    }
+
+    fn unlink(&mut self, files: &[(InodeId, String)]) {
+        for (_, name) in files {
+            let now = self.tick();
+            let op = MetaOp::Unlink { parent: self.dir, name: name.clone(), creds: root() };
+            self.cluster.execute(&op, now).expect("unlink");
+        }
+    }
+}
+
+fn root() -> Credentials {
+    Credentials::root()
+}
+
+/// The local file system side: a temp directory and a name counter.
+struct Local {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    next: u64,
+}
+
+impl Local {
+    fn new() -> Local {
+        let dir = match std::env::var_os("TESSERA_BENCH_DIR") {
+            Some(base) => tempfile::tempdir_in(base).expect("temp dir in TESSERA_BENCH_DIR"),
+            None => tempfile::tempdir().expect("temp dir"),
+        };
+        let path = dir.path().to_path_buf();
+        Local { _dir: dir, path, next: 0 }
+    }
+
+    fn create(&mut self, n: u64) -> Vec<PathBuf> {
+        (0..n)
+            .map(|_| {
+                self.next += 1;
+                let path = self.path.join(format!("f{}", self.next));
+                fs::File::create(&path).expect("create");
+                path
+            })
+            .collect()
+    }
+
+    fn stat(files: &[PathBuf], n: u64) {
+        for i in 0..n {
+            black_box(fs::metadata(&files[(i % files.len() as u64) as usize]).expect("stat"));
+        }
+    }
+
+    fn unlink(files: &[PathBuf]) {
+        files.iter().for_each(|p| fs::remove_file(p).expect("unlink"));
+    }
+}
+
+fn timed(f: impl FnOnce()) -> Duration {
+    let start = Instant::now();
+    f();
+    start.elapsed()
+}
+
+fn bench(c: &mut Criterion) {
+    let mut meta = Meta::new();
+    let mut local = Local::new();
+    let meta_files = meta.create(STAT_FILES);
+    let local_files = local.create(STAT_FILES);
+    let mut group = c.benchmark_group("meta");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("tessera_create", |b| {
+        b.iter_custom(|n| {
+            let (d, made) = {
+                let mut made = Vec::new();
+                (timed(|| made = meta.create(n)), made)
+            };
+            meta.unlink(&made);
+            d
+        })
+    });
+    group.bench_function("localfs_create", |b| {
+        b.iter_custom(|n| {
+            let mut made = Vec::new();
+            let d = timed(|| made = local.create(n));
+            Local::unlink(&made);
+            d
+        })
+    });
+    group.bench_function("tessera_stat", |b| b.iter_custom(|n| timed(|| meta.stat(&meta_files, n))));
+    group.bench_function("localfs_stat", |b| b.iter_custom(|n| timed(|| Local::stat(&local_files, n))));
+    group.bench_function("tessera_unlink", |b| {
+        b.iter_custom(|n| {
+            let made = meta.create(n);
+            timed(|| meta.unlink(&made))
+        })
+    });
+    group.bench_function("localfs_unlink", |b| {
+        b.iter_custom(|n| {
+            let made = local.create(n);
+            timed(|| Local::unlink(&made))
+        })
+    });
+    group.finish();
+    if std::env::var_os("TESSERA_BENCH_NO_PAIRED").is_none() {
+        paired(&mut meta, &mut local, &meta_files, &local_files);
+    }
+}
+
+/// Alternate the two sides on equal batches and print throughput ratios from medians.
+fn paired(meta: &mut Meta, local: &mut Local, meta_files: &[(InodeId, String)], local_files: &[PathBuf]) {
+    let mut rounds: [[Vec<Duration>; 2]; 3] = Default::default();
+    for _ in 0..PAIRED_ROUNDS {
+        let mut made = Vec::new();
+        rounds[0][0].push(timed(|| made = meta.create(PAIRED_BATCH)));
+        rounds[2][0].push(timed(|| meta.unlink(&made)));
+        let mut made = Vec::new();
+        rounds[0][1].push(timed(|| made = local.create(PAIRED_BATCH)));
+        rounds[2][1].push(timed(|| Local::unlink(&made)));
+        rounds[1][0].push(timed(|| meta.stat(meta_files, PAIRED_BATCH)));
+        rounds[1][1].push(timed(|| Local::stat(local_files, PAIRED_BATCH)));
+    }
+    for (name, [tessera, localfs]) in ["create", "stat", "unlink"].iter().zip(rounds.iter_mut()) {
+        let (t, l) = (median(tessera), median(localfs));
+        let rate = |d: Duration| PAIRED_BATCH as f64 / d.as_secs_f64();
+        println!(
+            "paired: {name}: tessera {:.0} ops/s, localfs {:.0} ops/s, tessera/localfs {:.2}x",
+            rate(t),
+            rate(l),
+            rate(t) / rate(l)
+        );
+    }
+}
+
+fn median(samples: &mut [Duration]) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(20).measurement_time(Duration::from_secs(3));
+    targets = bench
+}
+criterion_main!(benches);
