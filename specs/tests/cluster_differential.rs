@@ -3,7 +3,10 @@
 //! model: random operation sequences (every `MetaOp` kind, as in `shard_differential.rs`, whose
 //! generator this copies, with more renames across directories) run on clusters of 1, 3 and 8 shards
 //! and on `specs::posix::Namespace` must give equal replies after every step, attributes and times
-//! included, and the cluster must keep its cross-shard invariants (`LocalCluster::check`).
+//! included, and the cluster must keep its cross-shard invariants (`LocalCluster::check`). Most seeds
+//! use a tiny directory split threshold (1 to 3 entries), so directories split into GIGA+ partitions
+//! spread over the shards all the time: entries move between shards under the sequence, and lookups,
+//! creations, removals, renames, permission changes and paged listings cross partitions.
 //!
 //! Inode ids differ: the model allocates every inode in shard 0, the cluster where the placement
 //! rules put it. A bijection cluster id <-> model id is built from the `Entry` replies of creating
@@ -284,11 +287,16 @@ struct Tally {
     planned_errors: u64,
     /// Planned operations naming no inode beyond the cluster.
     planned_in_cluster: u64,
+    /// Partition splits, and the entries they moved to another shard.
+    splits: u64,
+    entries_moved: u64,
 }
 
 impl Tally {
-    /// Count `op`'s outcome, and again as "planned ..." when it ran as a cross-shard transaction.
-    fn note(&mut self, op: &MetaOp, reply: &MetaResult, planned: bool) {
+    /// Count `op`'s outcome, again as "planned ..." when it ran as a cross-shard transaction, and as
+    /// "split ..." when the directory it works in (the inode it names first; a link's new parent) was
+    /// split into partitions.
+    fn note(&mut self, op: &MetaOp, reply: &MetaResult, planned: bool, split: bool) {
         let op_name = format!("{op:?}");
         let op_name = op_name.split([' ', '{']).next().unwrap_or("?").to_string();
         let outcome = match reply {
@@ -299,14 +307,17 @@ impl Tally {
         if planned {
             *self.outcomes.entry(format!("planned {op_name} {outcome}")).or_default() += 1;
         }
+        if split {
+            *self.outcomes.entry(format!("split {op_name} {outcome}")).or_default() += 1;
+        }
     }
 }
 
-/// Run `ops` generated operations from `d` on a cluster of `shards` and on the model; panic with the
-/// step on the first divergence.
-fn run(d: &mut DetRng, shards: u16, ops: usize, tally: &mut Tally) {
+/// Run `ops` generated operations from `d` on a cluster of `shards` splitting partitions of more than
+/// `split_threshold` entries and on the model; panic with the step on the first divergence.
+fn run(d: &mut DetRng, shards: u16, split_threshold: u32, ops: usize, tally: &mut Tally) {
     let mut now = 1_000;
-    let mut cluster = LocalCluster::with_root_time(shards, now);
+    let mut cluster = LocalCluster::with_root_time(shards, now).with_split_threshold(split_threshold);
     let mut model = Namespace::new(now);
     let mut ids = Ids::new();
     let mut cookies = Vec::new();
@@ -319,6 +330,16 @@ fn run(d: &mut DetRng, shards: u16, ops: usize, tally: &mut Tally) {
         let op = Gen { d: &mut *d, inodes, dirs, next_counters, cookies: &cookies }.op();
         let expected = model.apply(&map_op(&op, |ino| ids.model(ino)), now);
         let planned_before = cluster.stats().planned;
+        let first = std::cell::Cell::new(None);
+        map_op(&op, |ino| {
+            first.set(first.get().or(Some(ino)));
+            ino
+        });
+        let dir = match &op {
+            MetaOp::Link { new_parent, .. } => Some(*new_parent),
+            _ => first.get(),
+        };
+        let split = dir.is_some_and(|dir| dir.shard() < shards && cluster.partitions(dir).len() > 1);
         let got = cluster.execute(&op, now);
         if let (Ok(MetaReply::Entry(c)), Ok(MetaReply::Entry(m))) = (&got, &expected)
             && !ids.to_model.contains_key(&c.ino)
@@ -330,7 +351,7 @@ fn run(d: &mut DetRng, shards: u16, ops: usize, tally: &mut Tally) {
             cookies.extend(entries.iter().map(|e| e.cookie));
         }
         let planned = cluster.stats().planned > planned_before;
-        tally.note(&op, &got, planned);
+        tally.note(&op, &got, planned, split);
         let beyond = std::cell::Cell::new(false);
         map_op(&op, |ino| {
             beyond.set(beyond.get() || ino.shard() >= shards);
@@ -340,10 +361,54 @@ fn run(d: &mut DetRng, shards: u16, ops: usize, tally: &mut Tally) {
         cluster.check().unwrap_or_else(|e| panic!("step {step}: {op:?}: cluster: {e}"));
     }
     compare_final(&mut cluster, &mut model, &ids, now);
+    teardown(&mut cluster, &mut model, &ids, now, tally);
     let stats = cluster.stats();
     tally.planned += stats.planned;
     tally.planned_errors += stats.planned_errors;
+    tally.splits += stats.splits;
+    tally.entries_moved += stats.entries_moved;
     assert_eq!(stats.backoffs, 0, "nothing runs concurrently: no plan is ever stale");
+}
+
+/// Remove everything but the root, as root, compared with the model step by step: every file, then
+/// the directories from the leaves up (so directories that were split are removed too, their
+/// partitions with them). At the end only the root's partitions may remain.
+fn teardown(cluster: &mut LocalCluster, model: &mut Namespace, ids: &Ids, mut now: u64, tally: &mut Tally) {
+    let entries = |cluster: &LocalCluster| -> Vec<(InodeId, String, FileType, InodeId)> {
+        let all = cluster.shards().iter().flat_map(|s| s.entries());
+        all.map(|(&(dir, _), e)| (dir, e.name.clone(), e.kind, e.ino)).collect()
+    };
+    let mut step = |cluster: &mut LocalCluster, op: MetaOp, split_child: bool| {
+        now += 1;
+        let expected = model.apply(&map_op(&op, |ino| ids.model(ino)), now);
+        let got = cluster.execute(&op, now);
+        assert_eq!(map_result(&got, |ino| ids.model(ino)), expected, "teardown: {op:?}");
+        assert_eq!(got, Ok(MetaReply::Done), "teardown: {op:?}");
+        cluster.check().unwrap_or_else(|e| panic!("teardown: {op:?}: cluster: {e}"));
+        if split_child {
+            *tally.outcomes.entry("teardown Rmdir of a split directory".into()).or_default() += 1;
+        }
+    };
+    for (parent, name, kind, _) in entries(cluster) {
+        if kind != FileType::Directory {
+            step(cluster, MetaOp::Unlink { parent, name, creds: Credentials::root() }, false);
+        }
+    }
+    loop {
+        let left = entries(cluster);
+        if left.is_empty() {
+            break;
+        }
+        let parents: std::collections::BTreeSet<InodeId> = left.iter().map(|(dir, ..)| *dir).collect();
+        for (parent, name, _, child) in left.into_iter().filter(|(.., child)| !parents.contains(child)) {
+            let split = cluster.partitions(child).len() > 1;
+            step(cluster, MetaOp::Rmdir { parent, name, creds: Credentials::root() }, split);
+        }
+    }
+    for s in cluster.shards() {
+        let left: Vec<_> = s.owned_partitions().into_iter().filter(|(dir, _)| *dir != InodeId::ROOT).collect();
+        assert!(left.is_empty(), "shard {} keeps partitions of removed directories: {left:?}", s.shard());
+    }
 }
 
 /// Every id ever allocated has the same attributes (or is missing in both), every directory the same
@@ -368,26 +433,51 @@ fn compare_final(cluster: &mut LocalCluster, model: &mut Namespace, ids: &Ids, n
 
 const SEEDS: u64 = 300;
 const OPS_PER_SEED: usize = 400;
+/// Split thresholds by seed: mostly tiny (directories hold a handful of names), sometimes the
+/// default (directories never split).
+const SPLIT_THRESHOLDS: [u32; 4] = [1, 2, 3, tessera_meta::shard::SPLIT_THRESHOLD_DEFAULT];
 
 fn seeded_runs(shards: u16) -> Tally {
     let mut tally = Tally::default();
     for seed in 0..SEEDS {
         let mut rng = DetRng::from_seed(seed);
-        let result =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&mut rng, shards, OPS_PER_SEED, &mut tally)));
+        let threshold = SPLIT_THRESHOLDS[(seed % 4) as usize];
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run(&mut rng, shards, threshold, OPS_PER_SEED, &mut tally)
+        }));
         if let Err(panic) = result {
-            let replay = format!("run(&mut DetRng::from_seed({seed}), {shards}, {OPS_PER_SEED}, ..)");
+            let replay = format!("run(&mut DetRng::from_seed({seed}), {shards}, {threshold}, {OPS_PER_SEED}, ..)");
             eprintln!("cluster differential: {shards} shards, seed {seed} failed (replay: {replay})");
             std::panic::resume_unwind(panic);
         }
     }
     eprintln!(
-        "cluster differential, {shards} shards: {} planned ({} errors); outcomes: {:?}",
-        tally.planned, tally.planned_errors, tally.outcomes
+        "cluster differential, {shards} shards: {} planned ({} errors), {} splits moving {} entries; outcomes: {:?}",
+        tally.planned, tally.planned_errors, tally.splits, tally.entries_moved, tally.outcomes
     );
+    assert!(tally.splits > 1000, "{} splits", tally.splits);
     let seen = |key: &str| tally.outcomes.get(key).copied().unwrap_or(0);
     for op in ["Create", "Mkdir", "Link", "Unlink", "Rmdir", "Rename", "Readdir", "SetAttr", "SetXattr"] {
         assert!(seen(&format!("{op} ok")) > 0, "{op} never succeeded: {:?}", tally.outcomes);
+    }
+    // Operations in (or on) split directories, successes and errors.
+    for key in [
+        "split Lookup ok",
+        "split Lookup ENOENT",
+        "split Lookup EACCES",
+        "split Create ok",
+        "split Create EEXIST",
+        "split Mkdir ok",
+        "split Unlink ok",
+        "split Rmdir ok",
+        "split Rmdir ENOTEMPTY",
+        "split Rename ok",
+        "split Readdir ok",
+        "split SetAttr ok",
+        "split Link ok",
+        "teardown Rmdir of a split directory",
+    ] {
+        assert!(seen(key) > 0, "{key} never reached: {:?}", tally.outcomes);
     }
     for key in ["Rename EINVAL", "Rename ENOTEMPTY", "Rename EISDIR", "Rmdir ENOTEMPTY", "Unlink EISDIR", "Link EPERM"]
     {
@@ -400,10 +490,12 @@ fn seeded_runs(shards: u16) -> Tally {
 fn one_shard_matches_the_model() {
     let tally = seeded_runs(1);
     assert_eq!(tally.planned_in_cluster, 0, "a single shard plans only ops naming inodes beyond it");
+    assert_eq!(tally.entries_moved, 0, "a single shard's splits only relabel");
 }
 
 /// Evidence that the cross-shard paths were exercised, errors included.
 fn check_planned(tally: &Tally) {
+    assert!(tally.entries_moved > 1000, "{} entries moved by splits", tally.entries_moved);
     assert!(
         tally.planned > 1000 && tally.planned_errors > 100,
         "{} planned, {} errors",

@@ -10,6 +10,15 @@
 //! two-phase commit ([`ShardCall::Begin`]); every participant validates its expectations under locks at
 //! prepare, so a plan made from stale reads is refused and the driver plans again.
 //!
+//! **Directory partitions.** The entries of a split directory live in the shards of their partitions
+//! (`shard::partition`). The driver asks a directory's home first; a shard that does not hold an
+//! entry or page it is asked for answers [`ReadValue::Moved`] with the shard to ask, and the driver
+//! reads the key there (the home knows every partition of its directories, so one redirection is the
+//! rule). A `Lookup` the home answers `NotLocal { shards: [s] }` is applied at `s` (the partition's
+//! shard answers it alone). A `Readdir` of a split directory is planned like any cross-shard
+//! operation: its page is gathered partition after partition ([`ReadKey::Page`]), and the plan's
+//! expectations make it one linearizable read.
+//!
 //! Call order of [`OpDriver`]: [`OpDriver::new`], then [`OpDriver::next`]; after each
 //! [`Next::Call`] exactly one [`OpDriver::answer`] with the shard's answer before the next `next`;
 //! after [`Next::Backoff`] wait (the caller's policy, growing with `attempt`) and call `next` again;
@@ -57,6 +66,8 @@ pub enum ShardAnswer {
 pub const ATTEMPTS_MAX: u32 = 32;
 /// Reads of one planning attempt before it backs off (a tree changing under an ancestor walk).
 const READS_PER_ATTEMPT_MAX: u32 = 256;
+/// Shards a lookup is re-applied at after `NotLocal` before it is planned instead.
+const LOOKUP_HOPS_MAX: u32 = 4;
 
 /// What the caller of [`OpDriver::next`] does next.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,11 +116,15 @@ pub struct OpDriver {
     /// The keys planning wants, by shard: read in one call per shard. Kept across attempts, so a
     /// replan fetches at once what the last plan needed.
     keys: BTreeMap<u16, BTreeSet<ReadKey>>,
-    /// What the current attempt has read.
-    fetched: BTreeMap<ReadKey, ReadValue>,
+    /// Keys found elsewhere than [`ReadKey::shard`] (an answer `Moved`), and where.
+    routes: BTreeMap<ReadKey, u16>,
+    /// What the current attempt has read, and from which shard.
+    fetched: BTreeMap<ReadKey, (u16, ReadValue)>,
     /// Shards still to read before planning.
     to_read: Vec<u16>,
     reads: u32,
+    /// Shards this attempt's `Apply` of a lookup was re-sent to.
+    hops: u32,
     /// The reply of the plan being committed.
     reply: Option<MetaResult>,
 }
@@ -126,9 +141,11 @@ impl OpDriver {
             shard_count,
             attempt: 0,
             keys: BTreeMap::new(),
+            routes: BTreeMap::new(),
             fetched: BTreeMap::new(),
             to_read: Vec::new(),
             reads: 0,
+            hops: 0,
             reply: None,
         };
         driver.start();
@@ -138,6 +155,7 @@ impl OpDriver {
     /// Start an attempt: `Apply` on the home shard; planning at once if the op names an inode of a
     /// shard beyond the cluster (no shard can apply it; such an inode does not exist).
     fn start(&mut self) {
+        self.hops = 0;
         let home = home_shard(&self.op);
         if home < self.shard_count {
             self.state = State::Send(home, ShardCall::Apply { op: self.op.clone() });
@@ -182,7 +200,18 @@ impl OpDriver {
         match (waiting, answer) {
             (Waiting::Apply, ShardAnswer::Applied(Ok(Err(Errno::EAGAIN)))) => self.back_off(),
             (Waiting::Apply, ShardAnswer::Applied(Ok(result))) => self.state = State::Done(result),
-            (Waiting::Apply, ShardAnswer::Applied(Err(NotLocal { .. }))) => self.start_planning(),
+            (Waiting::Apply, ShardAnswer::Applied(Err(NotLocal { shards }))) => match shards[..] {
+                // A lookup's entry lives in another partition's shard, which answers it alone.
+                [shard]
+                    if matches!(self.op, MetaOp::Lookup { .. })
+                        && shard < self.shard_count
+                        && self.hops < LOOKUP_HOPS_MAX =>
+                {
+                    self.hops += 1;
+                    self.state = State::Send(shard, ShardCall::Apply { op: self.op.clone() });
+                }
+                _ => self.start_planning(),
+            },
             (Waiting::Read(shard), ShardAnswer::Read(fetched)) => self.on_read(shard, fetched),
             (Waiting::Begin, ShardAnswer::Decided(Ok(()))) => {
                 self.state = State::Done(self.reply.take().expect("a plan was begun"));
@@ -203,12 +232,18 @@ impl OpDriver {
         self.fetched.clear();
         self.reads = 0;
         for key in crate::shard::plan::named_keys(&self.op) {
-            if key.shard() < self.shard_count {
-                self.keys.entry(key.shard()).or_default().insert(key);
+            let shard = self.route(&key);
+            if shard < self.shard_count {
+                self.keys.entry(shard).or_default().insert(key);
             }
         }
         self.to_read = self.keys.keys().rev().copied().collect();
         self.read_or_plan();
+    }
+
+    /// The shard to ask for `key`: where it was last found, else its home.
+    fn route(&self, key: &ReadKey) -> u16 {
+        self.routes.get(key).copied().unwrap_or_else(|| key.shard())
     }
 
     fn read_or_plan(&mut self) {
@@ -230,27 +265,60 @@ impl OpDriver {
 
     fn on_read(&mut self, shard: u16, fetched: Vec<Fetched>) {
         let wanted = &self.keys[&shard];
+        let redirected = |f: &Fetched| matches!(f.value, ReadValue::Moved(to) if f.key.is_routed() && to != shard && to < self.shard_count);
         let fits = fetched.len() == wanted.len()
-            && fetched.iter().zip(wanted).all(|(f, key)| f.key == *key && f.value.fits(key) && !f.locked);
+            && fetched
+                .iter()
+                .zip(wanted)
+                .all(|(f, key)| f.key == *key && (f.value.fits(key) || redirected(f)) && !f.locked);
         if !fits {
             // A locked key (its value may be about to change) or a misrouted read: try again later.
             return self.back_off();
         }
-        self.fetched.retain(|key, _| key.shard() != shard);
-        self.fetched.extend(fetched.into_iter().map(|f| (f.key, f.value)));
+        self.fetched.retain(|_, (s, _)| *s != shard);
+        for f in fetched {
+            match f.value {
+                ReadValue::Moved(to) => self.redirect(shard, f.key, to),
+                value => {
+                    self.fetched.insert(f.key, (shard, value));
+                }
+            }
+        }
         self.read_or_plan();
+    }
+
+    /// `key` is not held by `from`, which named `to`: want it from `to` (read again if read already).
+    fn redirect(&mut self, from: u16, key: ReadKey, to: u16) {
+        let left = self.keys.get_mut(&from).expect("a read shard has keys");
+        left.remove(&key);
+        if left.is_empty() {
+            self.keys.remove(&from);
+        }
+        // A file created beside its entry is numbered by the entry's shard: read its counter at once.
+        if let MetaOp::Create { parent, name, .. }
+        | MetaOp::Mknod { parent, name, .. }
+        | MetaOp::Symlink { parent, name, .. } = &self.op
+            && key == (ReadKey::Entry { parent: *parent, name: name.clone() })
+        {
+            self.keys.entry(to).or_default().insert(ReadKey::NextInode(to));
+        }
+        self.routes.insert(key.clone(), to);
+        self.keys.entry(to).or_default().insert(key);
+        if !self.to_read.contains(&to) {
+            self.to_read.push(to);
+        }
     }
 
     fn plan(&mut self) {
         let plan = loop {
             match plan_op(&self.op, self.now_ns, self.shard_count, &self.fetched) {
-                Planned::Need(key) if key.shard() >= self.shard_count => {
+                Planned::Need(key) if self.route(&key) >= self.shard_count => {
                     // A key of a shard beyond the cluster: nothing exists there, and it never will.
                     let absent = ReadValue::absent(&key);
-                    self.fetched.insert(key, absent);
+                    self.fetched.insert(key.clone(), (key.shard(), absent));
                 }
                 Planned::Need(key) => {
-                    let shard = key.shard();
+                    let shard = self.route(&key);
                     let added = self.keys.entry(shard).or_default().insert(key);
                     assert!(added, "planning asked again for a fetched key");
                     return self.read(shard);

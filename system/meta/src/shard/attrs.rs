@@ -6,10 +6,12 @@ use crate::{
 };
 
 use super::Step;
+use super::partition::DirAccess;
 use super::perm::{WRITE, check_access, chown_strips_setgid, is_owner_or_root};
 use super::store::Store;
 
-/// Check every change (see [`permit`]), then apply all (see [`changed`]); reply with the result.
+/// Check every change (see [`permit`]), then apply all (see [`changed`]); reply with the result. A
+/// directory's new mode or owner is copied to the shards of its partitions.
 pub(super) fn setattr<S: Store>(
     s: &mut S,
     ino: InodeId,
@@ -20,6 +22,9 @@ pub(super) fn setattr<S: Store>(
     let attr = &s.inode(ino)?.attr;
     permit(attr, set, creds)?;
     let new = changed(attr, set, creds, now);
+    if new.kind == FileType::Directory && DirAccess::of(&new) != DirAccess::of(attr) {
+        s.access_copies(ino)?;
+    }
     s.inode_mut(ino).attr = new.clone();
     Ok(MetaReply::Attr(new))
 }

@@ -10,7 +10,7 @@ use crate::{
 
 use super::entries::search;
 use super::perm::{SEARCH, WRITE, check_access};
-use super::plan::{dir_shard, entry_shard};
+use super::plan::dir_shard;
 use super::store::Store;
 use super::{EntryRecord, Halt, InodeRecord, Step};
 
@@ -33,7 +33,8 @@ impl NewNode<'_> {
 /// Create `node` as entry `name` of `parent`. Checks in order: the mode (EINVAL), the parent and the
 /// name (see [`search`]), the name is free (EEXIST), write and search permission on the parent
 /// (EACCES), devices need root (EPERM), room for a subdirectory (EMLINK), a cookie (ENOSPC), an inode
-/// id (ENOSPC). A directory is allocated in [`dir_shard`], anything else beside its entry.
+/// id (ENOSPC). A directory is allocated in [`dir_shard`], anything else beside its entry (in the
+/// shard of the name's partition).
 pub(super) fn make_node<S: Store>(
     s: &mut S,
     parent: InodeId,
@@ -59,7 +60,7 @@ pub(super) fn make_node<S: Store>(
         return Err(Errno::EMLINK.into());
     }
     let cookie = s.plan_cookie(parent, name, &[])?;
-    let home = if is_dir { dir_shard(parent, name, s.shard_count()) } else { entry_shard(parent, name) };
+    let home = if is_dir { dir_shard(parent, name, s.shard_count()) } else { s.entry_shard(parent, name)? };
     let ino = s.plan_ino(home)?;
     let attr = initial_attr(ino, &node, parent_attr, creds, now);
 

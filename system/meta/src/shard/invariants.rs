@@ -1,12 +1,16 @@
 //! The structural invariants of one shard's keys, checked as a whole (tests, simulation checkers).
 //!
-//! Only what one shard can know is checked: an entry naming an inode of another shard, and the link
-//! count of an inode that entries elsewhere may name, are the cross-shard checker's business.
+//! Only what one shard can know is checked: an entry naming an inode of another shard, the link
+//! count of an inode that entries elsewhere may name, the size and link count of a split directory,
+//! and the agreement of partition records between shards are the cross-shard checker's business
+//! (`crate::local::check_shards`).
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 
 use crate::{FileType, InodeId, MODE_MASK, XATTR_VALUE_LEN_MAX_BYTES, cookie_matches, validate_name};
 
+use super::partition::{Owner, PartitionId};
 use super::{InodeRecord, ShardState, xattr};
 
 impl ShardState {
@@ -19,13 +23,22 @@ impl ShardState {
             }
         }
         self.check_name_index()?;
+        self.check_partitions()?;
         self.check_txn_invariants()?;
         let mut named: BTreeMap<InodeId, u32> = BTreeMap::new();
         let mut per_dir: BTreeMap<InodeId, (u64, u32)> = BTreeMap::new();
         for (&(dir, cookie), entry) in &self.entries {
-            let parent = self.inodes.get(&dir).ok_or_else(|| format!("entries of missing directory {dir:?}"))?;
-            if !parent.is_dir() || validate_name(&entry.name).is_err() || !cookie_matches(&entry.name, cookie) {
-                return Err(format!("entry {:?} of {dir:?}: bad parent, name or cookie {cookie:#x}", entry.name));
+            if dir.shard() == self.shard {
+                let parent = self.inodes.get(&dir).ok_or_else(|| format!("entries of missing directory {dir:?}"))?;
+                if !parent.is_dir() {
+                    return Err(format!("entries of non-directory {dir:?}"));
+                }
+            }
+            if validate_name(&entry.name).is_err() || !cookie_matches(&entry.name, cookie) {
+                return Err(format!("entry {:?} of {dir:?}: bad name or cookie {cookie:#x}", entry.name));
+            }
+            if let Owner::There(shard) = self.parts.owner(self.shard, dir, cookie) {
+                return Err(format!("entry {:?} of {dir:?} is in a partition of shard {shard}", entry.name));
             }
             let counts = per_dir.entry(dir).or_default();
             counts.0 += 1;
@@ -46,7 +59,8 @@ impl ShardState {
             let refs = named.get(&ino).copied().unwrap_or(0);
             if record.is_dir() {
                 let (size, subdirs) = per_dir.get(&ino).copied().unwrap_or((0, 0));
-                if record.attr.size != size || record.attr.nlink != 2 + subdirs {
+                let split = self.parts.has_records(ino);
+                if !split && (record.attr.size != size || record.attr.nlink != 2 + subdirs) {
                     return Err(format!(
                         "directory {ino:?}: size/nlink disagree with {size} entries, {subdirs} subdirs"
                     ));
@@ -57,6 +71,78 @@ impl ShardState {
             } else if refs > record.attr.nlink {
                 return Err(format!("{ino:?} has nlink {} but {refs} entries here", record.attr.nlink));
             }
+        }
+        Ok(())
+    }
+
+    /// The partition records agree with the shard: a split directory's map (at its home) tiles the
+    /// hash space; another shard keeps records only of directories it owns partitions of, with their
+    /// access attributes; every owned partition's count is its entries, and the due set those over
+    /// the threshold.
+    fn check_partitions(&self) -> Result<(), String> {
+        let mut dirs: BTreeMap<InodeId, Vec<(PartitionId, u16)>> = BTreeMap::new();
+        for (dir, part, shard) in self.parts.all_records() {
+            dirs.entry(dir).or_default().push((part, shard));
+        }
+        for (&dir, records) in &dirs {
+            if dir.shard() == self.shard {
+                if self.inodes.get(&dir).is_none_or(|r| !r.is_dir()) {
+                    return Err(format!("partition map of missing directory {dir:?}"));
+                }
+                let mut next = Some(0u64);
+                for &(part, _) in records {
+                    if next != Some(part.first()) {
+                        return Err(format!("partition map of {dir:?} does not tile at {part:?}"));
+                    }
+                    next = part.last().checked_add(1);
+                }
+                if next.is_some() {
+                    return Err(format!("partition map of {dir:?} ends early"));
+                }
+            } else if !records.iter().any(|&(_, s)| s == self.shard) || self.parts.access(dir).is_none() {
+                return Err(format!("records of {dir:?} without an owned partition or access copy"));
+            }
+        }
+        for (dir, _) in self.parts.all_access() {
+            if !dirs.contains_key(&dir) || dir.shard() == self.shard {
+                return Err(format!("access copy of {dir:?} without partitions"));
+            }
+        }
+        let mut counted = 0;
+        for (&dir, records) in &dirs {
+            for &(part, shard) in records {
+                if shard != self.shard || self.parts.owner(self.shard, dir, part.first()) != Owner::Here(part) {
+                    continue;
+                }
+                let held = self.entry_range(dir, Bound::Included(part.first()), part.last()).count();
+                if held as u32 != self.parts.count(dir, part) {
+                    return Err(format!("{dir:?} {part:?}: count {} for {held} entries", self.parts.count(dir, part)));
+                }
+                counted += usize::from(held > 0);
+            }
+        }
+        for (&ino, _) in self.inodes.iter().filter(|(ino, r)| r.is_dir() && !dirs.contains_key(ino)) {
+            let held = self.entry_range(ino, Bound::Unbounded, u64::MAX).count();
+            if held as u32 != self.parts.count(ino, PartitionId::WHOLE) {
+                return Err(format!("{ino:?}: count {} for {held} entries", self.parts.count(ino, PartitionId::WHOLE)));
+            }
+            counted += usize::from(held > 0);
+        }
+        if counted != self.parts.all_counts().count() {
+            return Err("counts of partitions not owned here".into());
+        }
+        let threshold = self.parts.split_threshold();
+        let over: Vec<(InodeId, u64)> = self
+            .parts
+            .all_counts()
+            .filter(|&((dir, first), count)| {
+                count > threshold
+                    && matches!(self.parts.owner(self.shard, dir, first), Owner::Here(p) if p.depth < super::PARTITION_DEPTH_MAX)
+            })
+            .map(|(key, _)| key)
+            .collect();
+        if over != self.parts.all_due().collect::<Vec<_>>() {
+            return Err("the due set is not the partitions over the threshold".into());
         }
         Ok(())
     }

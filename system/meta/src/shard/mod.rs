@@ -2,41 +2,54 @@
 //! one shard holds, replicated later by the shard's Raft group (docs/design/metadata.md, "One shard's
 //! state machine").
 //!
-//! **Key space.** Two ordered maps, as the replicated store will keep them:
+//! **Key space.** Ordered maps, as the replicated store will keep them:
 //! - inodes, keyed by [`InodeId`] (this shard's ids: their top 16 bits are [`ShardState::shard`]);
 //! - directory entries, keyed by `(parent directory, cookie)` so a directory's entries are one
-//!   contiguous range in hash order (readdir is a range scan, and a GIGA+ split later moves a sub-range),
-//!   with a `(parent, name) -> cookie` index for lookups.
+//!   contiguous range in hash order (readdir is a range scan, and a GIGA+ split moves a sub-range),
+//!   with a `(parent, name) -> cookie` index for lookups;
+//! - directory partitions (`partition`): a directory's entries live in its own shard (its home) until
+//!   it grows past the split threshold; then they are partitioned by name hash into ranges spread over
+//!   the shards ([`partition_shard`]). The home keeps the partition map, every other shard the
+//!   partitions it owns, where it sent the halves it split off, and a copy of the directory's access
+//!   attributes. Splits are cross-shard transactions the partition's shard starts (`split`:
+//!   [`ShardState::due_splits`], [`ShardState::begin_split`]).
 //!
 //! **Locality.** [`ShardState::apply`] answers `Ok(reply)` when every key the operation reads or writes
 //! is held here, and `Err(NotLocal)` (changing nothing) when it would need another shard: an inode id
-//! the operation names that belongs to another shard, or one reached while applying it (the child an
-//! entry names, a directory's ancestor in a rename, a new directory placed in another shard by
-//! [`dir_shard`]). The logic of every operation is written once over a `store::Store`, so the same
-//! code runs over this shard's keys and over a planner's view of keys fetched from several shards
-//! (`plan`): a cross-shard operation is planned by the client ([`crate::exec::OpDriver`]) into
-//! per-shard changes ([`TxnChange`]: expectations of what was read, records written) run as a
-//! two-phase commit (`txn`, `txn_changes`). An operation reading a key a transaction has locked is
-//! answered `EAGAIN`.
+//! the operation names that belongs to another shard, an entry of a partition another shard owns
+//! (`NotLocal` then names the partition's shard as this shard knows it: the GIGA+ correction of a
+//! stale route), or one reached while applying it (the child an entry names, a directory's ancestor in
+//! a rename, a new directory placed in another shard by [`dir_shard`]). A lookup is answered by the
+//! shard of its name's partition alone. The logic of every operation is written once over a
+//! `store::Store`, so the same code runs over this shard's keys and over a planner's view of keys
+//! fetched from several shards (`plan`): a cross-shard operation is planned by the client
+//! ([`crate::exec::OpDriver`]) into per-shard changes ([`TxnChange`]: expectations of what was read,
+//! records written) run as a two-phase commit (`txn`, `txn_changes`). An operation reading a key a
+//! transaction has locked is answered `EAGAIN`.
 //!
 //! **Semantics** are `specs::posix::Namespace`'s (Linux behaviour, errno order): every check runs in
 //! that order and state changes only after all passed, so a failed operation changes nothing.
 //!
 //! Call order: [`ShardState::new`] once per shard (the shard holding a file system's root creates it),
 //! then, for each committed log entry in log order and with the entry's `now_ns`: [`ShardState::apply`]
-//! (a client's operation), [`ShardState::read`] (a planner's read, through the log), or one of the
-//! transaction commands of `txn` ([`ShardState::begin_plan`], [`ShardState::on_message`], ...).
+//! (a client's operation), [`ShardState::read`] (a planner's read, through the log), one of the
+//! transaction commands of `txn` ([`ShardState::begin_plan`], [`ShardState::on_message`], ...), or
+//! [`ShardState::begin_split`] (a leader's split of a partition it found in
+//! [`ShardState::due_splits`]; see `split` for the call order). [`ShardState::is_settled`] tells when
+//! nothing is in flight.
 
 mod attrs;
 mod create;
 mod entries;
 mod invariants;
 mod ops;
+mod partition;
 mod perm;
 pub(crate) mod plan;
 mod records;
 mod remove;
 mod rename;
+mod split;
 mod store;
 mod txn;
 mod txn_changes;
@@ -45,6 +58,8 @@ mod xattr;
 
 #[cfg(test)]
 mod plan_tests;
+#[cfg(test)]
+mod split_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -56,8 +71,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Attr, Errno, FileType, InodeId, MetaOp, MetaResult};
 
+use partition::Partitions;
+
 pub use ops::home_shard;
-pub use plan::{Fetched, ReadKey, ReadValue, TxnPlan, dir_shard, entry_shard};
+pub use partition::{
+    DirAccess, PARTITION_DEPTH_MAX, PartitionId, SPLIT_MOVE_ENTRIES_MAX, SPLIT_THRESHOLD_DEFAULT, SPLIT_THRESHOLD_MAX,
+    partition_shard,
+};
+pub use plan::{DirPage, Fetched, ReadKey, ReadValue, TxnPlan, dir_shard, entry_shard};
 pub use records::{EntryRecord, InodeRecord};
 pub use txn::{
     Decision, Envelope, Intent, Outcome, PREPARE_TIMEOUT_NS, PrepareVote, QueryAnswer, RESOLVE_TIMEOUT_NS,
@@ -106,6 +127,8 @@ pub struct ShardState {
     entries: BTreeMap<(InodeId, u64), EntryRecord>,
     /// `(parent, name) -> cookie`: the lookup index of `entries`.
     entry_names: BTreeMap<(InodeId, String), u64>,
+    /// Directory partitions: records, access copies, entry counts (see `partition`).
+    parts: Partitions,
     /// Cross-shard transactions: coordinator records, intents, locks, tombstones (see `txn`).
     txn: TxnTables,
 }
@@ -124,6 +147,7 @@ impl ShardState {
             inodes: BTreeMap::new(),
             entries: BTreeMap::new(),
             entry_names: BTreeMap::new(),
+            parts: Partitions::new(SPLIT_THRESHOLD_DEFAULT),
             txn: TxnTables::default(),
         };
         if let Some((ino, now_ns)) = root {
@@ -147,6 +171,20 @@ impl ShardState {
             state.next_counter = ino.counter() + 1;
         }
         state
+    }
+
+    /// This shard with split threshold `entries` (every shard of a cluster must use the same; it is
+    /// part of the replicated state): a partition holding more entries splits. Call right after
+    /// [`ShardState::new`]. Panics outside `1..=`[`SPLIT_THRESHOLD_MAX`].
+    pub fn with_split_threshold(mut self, entries: u32) -> ShardState {
+        assert!(self.entries.is_empty(), "the split threshold is set before any entry exists");
+        self.parts = Partitions::new(entries);
+        self
+    }
+
+    /// A partition holding more entries than this splits.
+    pub fn split_threshold(&self) -> u32 {
+        self.parts.split_threshold()
     }
 
     pub fn shard(&self) -> u16 {
@@ -193,7 +231,7 @@ impl ShardState {
     pub fn apply(&mut self, op: &MetaOp, now_ns: u64) -> Result<MetaResult, NotLocal> {
         let named: BTreeSet<u16> =
             ops::named_inodes(op).iter().map(|ino| ino.shard()).filter(|&s| s != self.shard).collect();
-        if !named.is_empty() {
+        if !named.is_empty() && !self.serves_lookup(op) {
             return Err(NotLocal { shards: named.into_iter().collect() });
         }
         let before = self.next_counter;
@@ -203,10 +241,23 @@ impl ShardState {
             Ok(reply) => Ok(Ok(reply)),
             Err(Halt::Errno(e)) => Ok(Err(e)),
             Err(Halt::Missing(key)) => {
-                assert_ne!(key.shard(), self.shard, "{key:?} is this shard's");
-                Err(NotLocal { shards: vec![key.shard()] })
+                let shard = self.route(&key);
+                assert_ne!(shard, self.shard, "{key:?} is this shard's");
+                Err(NotLocal { shards: vec![shard] })
             }
             Err(Halt::Stale) => panic!("a shard's own keys are never stale"),
+        }
+    }
+
+    /// Whether `op` is a lookup in a directory of another shard whose name's partition this shard
+    /// owns: it answers from the partition's entry and its copy of the directory's access attributes.
+    fn serves_lookup(&self, op: &MetaOp) -> bool {
+        match op {
+            MetaOp::Lookup { parent, name, .. } => {
+                let h = crate::name_hash(name);
+                matches!(self.parts.owner(self.shard, *parent, h), partition::Owner::Here(_))
+            }
+            _ => false,
         }
     }
 }

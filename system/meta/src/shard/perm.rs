@@ -3,6 +3,8 @@
 
 use crate::{Attr, Credentials, Errno, FileType, MODE_SETGID, MODE_STICKY};
 
+use super::partition::DirAccess;
+
 pub(super) const READ: u32 = 0o4;
 pub(super) const WRITE: u32 = 0o2;
 pub(super) const SEARCH: u32 = 0o1;
@@ -11,16 +13,25 @@ pub(super) const SEARCH: u32 = 0o1;
 /// One class decides: the owner's bits for the owner, the group's for a member, else the others'.
 /// Root reads and writes anything, and searches/executes directories and files with any execute bit.
 pub(super) fn check_access(attr: &Attr, creds: &Credentials, want: u32) -> Result<(), Errno> {
+    check_mode(attr.kind == FileType::Directory, attr.mode, attr.uid, attr.gid, creds, want)
+}
+
+/// [`check_access`] on a directory's access attributes (a partition owner's copy).
+pub(super) fn check_dir_access(access: &DirAccess, creds: &Credentials, want: u32) -> Result<(), Errno> {
+    check_mode(true, access.mode, access.uid, access.gid, creds, want)
+}
+
+fn check_mode(is_dir: bool, mode: u32, uid: u32, gid: u32, creds: &Credentials, want: u32) -> Result<(), Errno> {
     let granted = if creds.is_root() {
-        let may_exec = attr.kind == FileType::Directory || attr.mode & 0o111 != 0;
+        let may_exec = is_dir || mode & 0o111 != 0;
         READ | WRITE | if may_exec { SEARCH } else { 0 }
     } else {
         let shift = match () {
-            () if creds.uid == attr.uid => 6,
-            () if creds.in_group(attr.gid) => 3,
+            () if creds.uid == uid => 6,
+            () if creds.in_group(gid) => 3,
             () => 0,
         };
-        (attr.mode >> shift) & 0o7
+        (mode >> shift) & 0o7
     };
     if want & !granted == 0 { Ok(()) } else { Err(Errno::EACCES) }
 }

@@ -11,9 +11,10 @@
 
 use std::ops::Bound;
 
-use crate::{DirEntry, Errno, InodeId, name::COOKIE_COLLISION_BITS};
+use crate::{Errno, InodeId, name::COOKIE_COLLISION_BITS, name_hash};
 
-use super::plan::{ReadKey, entry_shard};
+use super::partition::{DirAccess, Owner};
+use super::plan::{DirPage, ReadKey};
 use super::txn_changes::LockKey;
 use super::{EntryRecord, Halt, InodeRecord, ShardState, Step};
 
@@ -28,13 +29,21 @@ pub(crate) trait Store {
     /// The cookie a new entry `name` of `dir` would take once the entries named in `leaving` are gone;
     /// ENOSPC if all cookies of its hash prefix are held.
     fn plan_cookie(&self, dir: InodeId, name: &str, leaving: &[&str]) -> Step<u64>;
-    /// Whether directory `dir` has no entries.
+    /// Whether directory `dir` has no entries (in any partition).
     fn dir_is_empty(&self, dir: InodeId) -> Step<bool>;
     /// The id a new inode of `shard` would get: ENOSPC once its 48-bit counter is exhausted.
     fn plan_ino(&self, shard: u16) -> Step<InodeId>;
-    /// Up to `max_entries` entries of the directory `dir` (already read) after `cookie`, and whether
-    /// the listing ends there.
-    fn dir_page(&self, dir: InodeId, cookie: u64, max_entries: u32) -> Step<(Vec<DirEntry>, bool)>;
+    /// The access attributes of directory `dir` for a lookup of `name` (ESTALE, ENOTDIR): from its
+    /// inode, or from the copy the shard of `name`'s partition keeps.
+    fn lookup_dir(&self, dir: InodeId, name: &str) -> Step<DirAccess>;
+    /// The shard holding the entry `name` of `dir` (already read): where a new file beside it goes.
+    fn entry_shard(&self, dir: InodeId, name: &str) -> Step<u16>;
+    /// The page of directory `dir` (already read) in the partition holding position `after + 1`: up
+    /// to `max_entries` entries after `after` (see [`DirPage`]).
+    fn page(&self, dir: InodeId, after: u64, max_entries: u32) -> Step<DirPage>;
+    /// Directory `dir` (already read) is about to change its access attributes: every copy of them
+    /// (kept by the shards owning its partitions) is read, to be written too.
+    fn access_copies(&self, dir: InodeId) -> Step<()>;
     /// How many steps an ancestor walk may take before it must have ended.
     fn walk_limit(&self) -> usize;
     /// An ancestor walk went around a cycle at `at`: corruption in a shard (panics), stale reads in a
@@ -75,7 +84,7 @@ pub(crate) fn cookie_range(name: &str) -> (u64, u64) {
 }
 
 impl ShardState {
-    fn locked(&self, key: impl FnOnce() -> LockKey) -> bool {
+    pub(super) fn locked(&self, key: impl FnOnce() -> LockKey) -> bool {
         !self.txn.locks.is_empty() && self.txn.locks.contains_key(&key())
     }
 
@@ -90,7 +99,7 @@ impl ShardState {
     }
 
     fn check_entry_key(&self, dir: InodeId, name: &str) -> Step<()> {
-        if entry_shard(dir, name) != self.shard {
+        if let Owner::There(_) = self.parts.owner(self.shard, dir, name_hash(name)) {
             return Err(Halt::Missing(ReadKey::Entry { parent: dir, name: name.to_string() }));
         }
         if self.locked(|| LockKey::Inode(dir)) || self.locked(|| LockKey::Entry(dir, name.to_string())) {
@@ -129,23 +138,45 @@ impl ShardState {
         crate::assign_cookie(name, taken).ok_or(Errno::ENOSPC)
     }
 
+    /// Free inode `ino`; a directory's partition records (its map, at its home) go with it.
+    pub(super) fn free_inode(&mut self, ino: InodeId) {
+        let record = self.inodes.remove(&ino).expect("freeing an existing inode");
+        if record.is_dir() {
+            assert!(self.holds_no_entries(ino), "freeing non-empty directory {ino:?}");
+            self.parts.drop_dir(ino);
+        }
+    }
+
     /// Whether `dir` has no entries here, without checks.
     pub(super) fn holds_no_entries(&self, dir: InodeId) -> bool {
         self.entry_range(dir, Bound::Unbounded, u64::MAX).next().is_none()
     }
 
-    /// Add an entry, keeping the name index (used by the store and at commit).
+    /// The partition of `dir` holding `cookie`, which this shard must own.
+    fn owned_partition(&self, dir: InodeId, cookie: u64) -> super::PartitionId {
+        match self.parts.owner(self.shard, dir, cookie) {
+            Owner::Here(part) => part,
+            Owner::There(shard) => panic!("entry {cookie:#x} of {dir:?} belongs to shard {shard}, not {}", self.shard),
+        }
+    }
+
+    /// Add an entry, keeping the name index and the partition's count (used by the store and at
+    /// commit). The entry's partition must be this shard's.
     pub(super) fn put_entry(&mut self, dir: InodeId, cookie: u64, entry: EntryRecord) {
         assert!(crate::cookie_matches(&entry.name, cookie), "cookie {cookie:#x} is not {:?}'s", entry.name);
+        let part = self.owned_partition(dir, cookie);
+        self.parts.entry_added(dir, part);
         let previous_name = self.entry_names.insert((dir, entry.name.clone()), cookie);
         assert!(previous_name.is_none(), "entry {:?} of {dir:?} exists", entry.name);
         let previous = self.entries.insert((dir, cookie), entry);
         assert!(previous.is_none(), "cookie {cookie:#x} of {dir:?} is taken");
     }
 
-    /// Remove the entry at `cookie` of `dir`, keeping the name index.
+    /// Remove the entry at `cookie` of `dir`, keeping the name index and the partition's count.
     pub(super) fn take_entry(&mut self, dir: InodeId, cookie: u64) -> EntryRecord {
         let entry = self.entries.remove(&(dir, cookie)).expect("removing an existing entry");
+        let part = self.owned_partition(dir, cookie);
+        self.parts.entry_removed(dir, part);
         let indexed = self.entry_names.remove(&(dir, entry.name.clone()));
         assert_eq!(indexed, Some(cookie), "name index and entries disagree");
         entry
@@ -179,6 +210,9 @@ impl Store for ShardState {
         if self.locked(|| LockKey::Inode(dir)) {
             return Err(Errno::EAGAIN.into());
         }
+        if let Some(&shard) = self.parts.foreign_owners(self.shard, dir).first() {
+            return Err(Halt::Missing(ReadKey::ChildrenAt { dir, shard }));
+        }
         Ok(self.holds_no_entries(dir))
     }
 
@@ -192,15 +226,38 @@ impl Store for ShardState {
         Ok(InodeId::new(self.shard, self.next_counter))
     }
 
-    fn dir_page(&self, dir: InodeId, cookie: u64, max_entries: u32) -> Step<(Vec<DirEntry>, bool)> {
-        let mut range = self.entry_range(dir, Bound::Excluded(cookie), u64::MAX).peekable();
-        let mut entries = Vec::new();
-        while entries.len() < max_entries as usize
-            && let Some((cookie, entry)) = range.next()
-        {
-            entries.push(DirEntry { name: entry.name.clone(), ino: entry.ino, kind: entry.kind, cookie });
+    fn lookup_dir(&self, dir: InodeId, name: &str) -> Step<DirAccess> {
+        if dir.shard() == self.shard {
+            return Ok(DirAccess::of(&self.dir(dir)?.attr));
         }
-        Ok((entries, range.peek().is_none()))
+        match self.parts.owner(self.shard, dir, name_hash(name)) {
+            Owner::Here(_) => {
+                if self.locked(|| LockKey::Inode(dir)) {
+                    return Err(Errno::EAGAIN.into());
+                }
+                Ok(self.parts.access(dir).expect("a partition owner keeps the directory's access attributes"))
+            }
+            Owner::There(_) => Err(Halt::Missing(ReadKey::Inode(dir))),
+        }
+    }
+
+    fn entry_shard(&self, dir: InodeId, name: &str) -> Step<u16> {
+        self.check_entry_key(dir, name)?;
+        Ok(self.shard)
+    }
+
+    fn page(&self, dir: InodeId, after: u64, max_entries: u32) -> Step<DirPage> {
+        if self.locked(|| LockKey::Inode(dir)) {
+            return Err(Errno::EAGAIN.into());
+        }
+        self.page_here(dir, after, max_entries).map_err(|_| Halt::Missing(ReadKey::Page { dir, after, max_entries }))
+    }
+
+    fn access_copies(&self, dir: InodeId) -> Step<()> {
+        match self.parts.foreign_owners(self.shard, dir).first() {
+            Some(&shard) => Err(Halt::Missing(ReadKey::Access { dir, shard })),
+            None => Ok(()),
+        }
     }
 
     fn walk_limit(&self) -> usize {
@@ -224,7 +281,7 @@ impl Store for ShardState {
     }
 
     fn remove_inode(&mut self, ino: InodeId) {
-        self.inodes.remove(&ino).expect("freeing an existing inode");
+        self.free_inode(ino);
     }
 
     fn insert_entry(&mut self, dir: InodeId, cookie: u64, entry: EntryRecord) {

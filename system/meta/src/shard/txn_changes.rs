@@ -12,12 +12,18 @@
 //! are applied as planned (times included: the planner's clock).
 //!
 //! **Locks** are exclusive and coarse in this first stage: an entry locks its key `(parent, name)` and
-//! the directory's inode (its size, link count, times and cookie space change; any operation on the
-//! directory's entries reads the directory first), `Children(dir)` the directory's inode, an inode
-//! record the inode. The next-inode counter is not locked: allocations are reserved at prepare
-//! instead (the counter moves past them, so an id is never reused, even on abort). A single-shard
-//! operation reading a locked key gets `EAGAIN` (see `store`); so does a transaction whose keys are
-//! locked.
+//! the directory's inode key in that shard (its size, link count, times and cookie space change; any
+//! operation on the directory's entries reads the directory first; in a shard holding only a
+//! partition of the directory the key stands for the directory's entries there), `Children(dir)` and
+//! every partition record or copy the directory's inode key, an inode record the inode. The
+//! next-inode counter is not locked: allocations are reserved at prepare instead (the counter moves
+//! past them, so an id is never reused, even on abort). A single-shard operation reading a locked key
+//! gets `EAGAIN` (see `store`); so does a transaction whose keys are locked.
+//!
+//! **Directory partitions** change through [`TxnChange::Split`] (a GIGA+ split, see `split`: each
+//! shard involved validates and applies its own part), [`TxnChange::PutAccess`] (a split directory's
+//! new access attributes, for a shard keeping a copy) and [`TxnChange::DropPartitions`] (a removed
+//! split directory's records in a shard owning partitions of it).
 
 use std::collections::BTreeSet;
 
@@ -25,7 +31,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Errno, InodeId, cookie_matches};
 
-use super::plan::{ReadKey, ReadValue, entry_shard};
+use super::partition::{DirAccess, PartitionId};
+use super::plan::{ReadKey, ReadValue};
 use super::{EntryRecord, InodeRecord, ShardState, TxnId};
 
 /// One change of a shard's part of a cross-shard operation.
@@ -43,6 +50,17 @@ pub enum TxnChange {
     PutEntry { parent: InodeId, cookie: u64, entry: EntryRecord },
     /// Remove the entry at `cookie` of `parent`.
     RemoveEntry { parent: InodeId, cookie: u64 },
+    /// Split partition `part` of directory `dir`, owned by shard `source`: its upper half goes to
+    /// shard `upper` (`source` itself for a relabelling), which keeps `access` as its copy of the
+    /// directory's access attributes. Sent to the source, the destination and the directory's home;
+    /// each applies its part (see `split`). The moved entries are the source's `RemoveEntry`s (before
+    /// the split in its list) and the destination's `PutEntry`s (after it); `digest` is theirs, checked
+    /// by the source.
+    Split { dir: InodeId, part: PartitionId, source: u16, upper: u16, access: DirAccess, digest: u64 },
+    /// A split directory's new access attributes, for a shard (not its home) keeping a copy.
+    PutAccess { dir: InodeId, access: DirAccess },
+    /// Forget the partition records of removed (empty) directory `dir` in a shard other than its home.
+    DropPartitions { dir: InodeId },
 }
 
 /// A key a transaction locks from prepare until it is resolved.
@@ -63,6 +81,9 @@ impl TxnChange {
                 vec![LockKey::Entry(*parent, entry.name.clone()), LockKey::Inode(*parent)]
             }
             TxnChange::RemoveEntry { parent, .. } => vec![LockKey::Inode(*parent)],
+            TxnChange::Split { dir, .. } | TxnChange::PutAccess { dir, .. } | TxnChange::DropPartitions { dir } => {
+                vec![LockKey::Inode(*dir)]
+            }
         }
     }
 }
@@ -75,14 +96,42 @@ fn covers_inode(changes: &[TxnChange], ino: InodeId) -> bool {
     })
 }
 
-/// Whether `changes` expect an entry of `parent` held by this shard whose cookie range holds `cookie`.
-fn covers_entry(changes: &[TxnChange], shard: u16, parent: InodeId, cookie: u64) -> bool {
-    changes.iter().any(|c| match c {
-        TxnChange::Expect { key: ReadKey::Entry { parent: p, name }, .. } => {
-            *p == parent && cookie_matches(name, cookie) && entry_shard(parent, name) == shard
+/// The splits among `changes` (at most one in a plan the service makes).
+fn splits(changes: &[TxnChange]) -> Vec<&TxnChange> {
+    changes.iter().filter(|c| matches!(c, TxnChange::Split { .. })).collect()
+}
+
+/// Whether `changes` cover a write of the entry at `cookie` of `parent` in this shard `me`: an
+/// expectation of an entry of `parent` held here (read as entries, so the partition is this shard's)
+/// whose cookie range holds `cookie`, or a split moving the range holding `cookie` out of this shard
+/// (a removal) or into it (a write).
+fn covers_entry(
+    changes: &[TxnChange],
+    splits: &[&TxnChange],
+    me: u16,
+    parent: InodeId,
+    cookie: u64,
+    put: bool,
+) -> bool {
+    let moved = splits.iter().any(|c| match c {
+        TxnChange::Split { dir, part, source, upper, .. } => {
+            let moving_here = if put { *upper == me } else { *source == me };
+            *dir == parent && source != upper && moving_here && part.halves().1.contains(cookie)
         }
         _ => false,
-    })
+    });
+    moved
+        || changes.iter().any(|c| match c {
+            TxnChange::Expect { key: ReadKey::Entry { parent: p, name }, value: ReadValue::Entries(_) } => {
+                *p == parent && cookie_matches(name, cookie)
+            }
+            _ => false,
+        })
+}
+
+/// Whether `changes` expect `key` in this shard.
+fn expects(changes: &[TxnChange], key: &ReadKey) -> bool {
+    changes.iter().any(|c| matches!(c, TxnChange::Expect { key: k, .. } if k == key))
 }
 
 impl ShardState {
@@ -93,17 +142,18 @@ impl ShardState {
         if locks.iter().any(|k| self.txn.locks.get(k).is_some_and(|&holder| holder != txn)) {
             return Err(Errno::EAGAIN);
         }
+        let splits = splits(changes);
         for change in changes {
-            self.validate_one(change, changes)?;
+            self.validate_one(change, changes, &splits)?;
         }
         Ok(locks)
     }
 
-    fn validate_one(&self, change: &TxnChange, changes: &[TxnChange]) -> Result<(), Errno> {
+    fn validate_one(&self, change: &TxnChange, changes: &[TxnChange], splits: &[&TxnChange]) -> Result<(), Errno> {
         let here = |ino: InodeId| if ino.shard() == self.shard { Ok(()) } else { Err(Errno::EINVAL) };
         match change {
             TxnChange::Expect { key, value } => {
-                if key.shard() != self.shard {
+                if !key.is_routed() && key.shard() != self.shard {
                     return Err(Errno::EINVAL);
                 }
                 if self.read_value(key) != *value {
@@ -129,12 +179,32 @@ impl ShardState {
                 }
             }
             TxnChange::PutEntry { parent, cookie, entry } => {
-                if !cookie_matches(&entry.name, *cookie) || !covers_entry(changes, self.shard, *parent, *cookie) {
+                if !cookie_matches(&entry.name, *cookie)
+                    || !covers_entry(changes, splits, self.shard, *parent, *cookie, true)
+                {
                     return Err(Errno::EINVAL);
                 }
             }
             TxnChange::RemoveEntry { parent, cookie } => {
-                if !covers_entry(changes, self.shard, *parent, *cookie) {
+                if !covers_entry(changes, splits, self.shard, *parent, *cookie, false) {
+                    return Err(Errno::EINVAL);
+                }
+            }
+            TxnChange::Split { .. } => {
+                if splits.len() != 1 {
+                    return Err(Errno::EINVAL);
+                }
+                self.validate_split(change, changes)?;
+            }
+            TxnChange::PutAccess { dir, .. } => {
+                let key = ReadKey::Access { dir: *dir, shard: self.shard };
+                if dir.shard() == self.shard || self.parts.access(*dir).is_none() || !expects(changes, &key) {
+                    return Err(Errno::EINVAL);
+                }
+            }
+            TxnChange::DropPartitions { dir } => {
+                let key = ReadKey::ChildrenAt { dir: *dir, shard: self.shard };
+                if dir.shard() == self.shard || !expects(changes, &key) || !self.holds_no_entries(*dir) {
                     return Err(Errno::EINVAL);
                 }
             }
@@ -160,9 +230,7 @@ impl ShardState {
                 TxnChange::PutInode { record } => {
                     self.inodes.insert(record.attr.ino, record.clone());
                 }
-                TxnChange::RemoveInode { ino } => {
-                    self.inodes.remove(ino).expect("expected inode exists at commit");
-                }
+                TxnChange::RemoveInode { ino } => self.free_inode(*ino),
                 TxnChange::PutEntry { parent, cookie, entry } => {
                     if self.entries.contains_key(&(*parent, *cookie)) {
                         self.take_entry(*parent, *cookie);
@@ -172,6 +240,9 @@ impl ShardState {
                 TxnChange::RemoveEntry { parent, cookie } => {
                     self.take_entry(*parent, *cookie);
                 }
+                TxnChange::Split { .. } => self.apply_split(change),
+                TxnChange::PutAccess { dir, access } => self.parts.set_access(*dir, *access),
+                TxnChange::DropPartitions { dir } => self.parts.drop_dir(*dir),
             }
         }
     }

@@ -1,12 +1,17 @@
 //! [`View`]: a planner's [`Store`] over records fetched from several shards, which records what the
 //! logic read and wrote and turns it into per-shard [`TxnChange`]s (see `plan`).
+//!
+//! Every fetched key comes with the shard that answered it: an entry or a page lives in its
+//! partition's shard, wherever that is, and the expectation of a key, and the writes of an entry, go
+//! to that shard.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::{DirEntry, Errno, InodeId};
+use crate::{Errno, InodeId};
 
-use super::plan::{ReadKey, ReadValue, entry_shard};
+use super::partition::{DirAccess, PartitionId};
+use super::plan::{DirPage, ReadKey, ReadValue};
 use super::store::{Store, cookie_range};
 use super::txn_changes::TxnChange;
 use super::{EntryRecord, Halt, InodeRecord, Step};
@@ -15,7 +20,7 @@ use super::{EntryRecord, Halt, InodeRecord, Step};
 /// planning step; a key not fetched halts the logic with [`Halt::Missing`].
 pub(super) struct View<'a> {
     shard_count: u16,
-    fetched: &'a BTreeMap<ReadKey, ReadValue>,
+    fetched: &'a BTreeMap<ReadKey, (u16, ReadValue)>,
     /// Fetched inodes (`None`: absent) and the ones the plan creates, as changed so far.
     inodes: BTreeMap<InodeId, Option<InodeRecord>>,
     /// Fetched entries (the cookie ranges of fetched names), as read and as changed so far.
@@ -32,11 +37,12 @@ pub(super) struct View<'a> {
 
 impl<'a> View<'a> {
     /// A view of `fetched`; every value fits its key (the driver checks answers).
-    pub(super) fn new(shard_count: u16, fetched: &'a BTreeMap<ReadKey, ReadValue>) -> View<'a> {
+    pub(super) fn new(shard_count: u16, fetched: &'a BTreeMap<ReadKey, (u16, ReadValue)>) -> View<'a> {
         let mut inodes = BTreeMap::new();
         let mut entries = BTreeMap::new();
         let mut next = BTreeMap::new();
-        for (key, value) in fetched {
+        for (key, (_, value)) in fetched {
+            assert!(value.fits(key), "fetched value {value:?} does not fit {key:?}");
             match (key, value) {
                 (ReadKey::Inode(ino), ReadValue::Inode(record)) => {
                     inodes.insert(*ino, record.clone());
@@ -47,8 +53,7 @@ impl<'a> View<'a> {
                 (ReadKey::NextInode(shard), ReadValue::NextInode(counter)) => {
                     next.insert(*shard, *counter);
                 }
-                (ReadKey::Children(_), ReadValue::Children(_)) => {}
-                _ => panic!("fetched value {value:?} does not fit {key:?}"),
+                _ => {}
             }
         }
         View {
@@ -67,12 +72,31 @@ impl<'a> View<'a> {
     /// The value of fetched key `key`, noted as read; `Missing` if not fetched.
     fn read(&self, key: ReadKey) -> Step<&'a ReadValue> {
         match self.fetched.get(&key) {
-            Some(value) => {
+            Some((_, value)) => {
                 self.accessed.borrow_mut().insert(key);
                 Ok(value)
             }
             None => Err(Halt::Missing(key)),
         }
+    }
+
+    /// The shard that answered entry key `(dir, name)` (the logic read it before writing it).
+    fn entry_key_shard(&self, dir: InodeId, name: &str) -> u16 {
+        let key = ReadKey::Entry { parent: dir, name: name.to_string() };
+        self.fetched.get(&key).unwrap_or_else(|| panic!("{key:?} written without being read")).0
+    }
+
+    /// Directory `dir`'s partition map, read at its home.
+    fn partition_map(&self, dir: InodeId) -> Step<&'a [(PartitionId, u16)]> {
+        match self.read(ReadKey::Partitions(dir))? {
+            ReadValue::Partitions(map) => Ok(map),
+            other => unreachable!("{other:?}"),
+        }
+    }
+
+    /// The shards other than its home owning partitions of `dir`.
+    fn foreign_owners(&self, dir: InodeId) -> Step<BTreeSet<u16>> {
+        Ok(self.partition_map(dir)?.iter().map(|&(_, s)| s).filter(|&s| s != dir.shard()).collect())
     }
 
     fn read_entries(&self, dir: InodeId, name: &str) -> Step<()> {
@@ -84,16 +108,20 @@ impl<'a> View<'a> {
         self.entries.range((dir, from)..=(dir, to)).map(|(&(_, c), e)| (c, e)).find(|(_, e)| e.name == name)
     }
 
-    /// The plan's changes per shard: an expectation of every key read (but the next-inode counters,
-    /// as new ids are checked by `Allocate`, and keys beyond the cluster, which never exist), and, when the operation succeeded, the allocations, the
-    /// removed entries, the written entries and the written inodes.
+    /// The plan's changes per shard: an expectation of every key read, at the shard that answered it
+    /// (but the next-inode counters, as new ids are checked by `Allocate`, and keys beyond the
+    /// cluster, which never exist), and, when the operation succeeded, the allocations, the removed
+    /// entries, the written entries, the written inodes, the new access attributes of a split
+    /// directory for every shard keeping a copy, and the partition records of a removed split
+    /// directory to drop.
     pub(super) fn into_changes(self, succeeded: bool) -> BTreeMap<u16, Vec<TxnChange>> {
         let mut changes: BTreeMap<u16, Vec<TxnChange>> = BTreeMap::new();
         let mut push = |shard: u16, change: TxnChange| changes.entry(shard).or_default().push(change);
-        for key in self.accessed.into_inner() {
-            if !matches!(key, ReadKey::NextInode(_)) && key.shard() < self.shard_count {
-                let value = self.fetched[&key].clone();
-                push(key.shard(), TxnChange::Expect { key, value });
+        let accessed = self.accessed.take();
+        for key in &accessed {
+            let (shard, value) = &self.fetched[key];
+            if !matches!(key, ReadKey::NextInode(_)) && *shard < self.shard_count {
+                push(*shard, TxnChange::Expect { key: key.clone(), value: value.clone() });
             }
         }
         if !succeeded {
@@ -104,25 +132,41 @@ impl<'a> View<'a> {
         }
         for (&(parent, cookie), old) in &self.base_entries {
             if !self.entries.contains_key(&(parent, cookie)) {
-                push(entry_shard(parent, &old.name), TxnChange::RemoveEntry { parent, cookie });
+                push(self.entry_key_shard(parent, &old.name), TxnChange::RemoveEntry { parent, cookie });
             }
         }
         for (&(parent, cookie), entry) in &self.entries {
             if self.base_entries.get(&(parent, cookie)) != Some(entry) {
                 let change = TxnChange::PutEntry { parent, cookie, entry: entry.clone() };
-                push(entry_shard(parent, &entry.name), change);
+                push(self.entry_key_shard(parent, &entry.name), change);
             }
         }
+        let base_inode = |ino: InodeId| match self.fetched.get(&ReadKey::Inode(ino)) {
+            Some((_, ReadValue::Inode(base))) => base.as_ref(),
+            _ => None,
+        };
         for (&ino, record) in &self.inodes {
-            let base = match self.fetched.get(&ReadKey::Inode(ino)) {
-                Some(ReadValue::Inode(base)) => base.as_ref(),
-                _ => None,
-            };
+            let base = base_inode(ino);
             match record {
                 Some(record) if base != Some(record) => {
                     push(ino.shard(), TxnChange::PutInode { record: record.clone() })
                 }
                 None if base.is_some() => push(ino.shard(), TxnChange::RemoveInode { ino }),
+                _ => {}
+            }
+        }
+        for key in &accessed {
+            match *key {
+                ReadKey::Access { dir, shard } => {
+                    let (Some(base), Some(Some(now))) = (base_inode(dir), self.inodes.get(&dir)) else { continue };
+                    let access = DirAccess::of(&now.attr);
+                    if access != DirAccess::of(&base.attr) {
+                        push(shard, TxnChange::PutAccess { dir, access });
+                    }
+                }
+                ReadKey::ChildrenAt { dir, shard } if matches!(self.inodes.get(&dir), Some(None)) => {
+                    push(shard, TxnChange::DropPartitions { dir });
+                }
                 _ => {}
             }
         }
@@ -155,9 +199,14 @@ impl Store for View<'_> {
     }
 
     /// Exact unless the plan removed some of the directory's entries and it had entries: then the
-    /// logic could not tell (it never asks), and the view answers `Stale`.
+    /// logic could not tell (it never asks), and the view answers `Stale`. A split directory's
+    /// entries are asked of every shard owning one of its partitions.
     fn dir_is_empty(&self, dir: InodeId) -> Step<bool> {
-        let ReadValue::Children(has_entries) = self.read(ReadKey::Children(dir))? else { unreachable!() };
+        let ReadValue::Children(mut has_entries) = *self.read(ReadKey::Children(dir))? else { unreachable!() };
+        for shard in self.foreign_owners(dir)? {
+            let ReadValue::Children(there) = *self.read(ReadKey::ChildrenAt { dir, shard })? else { unreachable!() };
+            has_entries |= there;
+        }
         let (added, removed) = self.edits.get(&dir).copied().unwrap_or((0, 0));
         match (has_entries, removed) {
             (false, _) => Ok(added == 0),
@@ -175,9 +224,27 @@ impl Store for View<'_> {
         Ok(InodeId::new(shard, counter))
     }
 
-    /// Readdir reads one shard and is never planned: a view cannot list.
-    fn dir_page(&self, _dir: InodeId, _cookie: u64, _max_entries: u32) -> Step<(Vec<DirEntry>, bool)> {
-        Err(Halt::Stale)
+    fn lookup_dir(&self, dir: InodeId, _name: &str) -> Step<DirAccess> {
+        Ok(DirAccess::of(&self.dir(dir)?.attr))
+    }
+
+    fn entry_shard(&self, dir: InodeId, name: &str) -> Step<u16> {
+        self.read_entries(dir, name)?;
+        Ok(self.entry_key_shard(dir, name))
+    }
+
+    fn page(&self, dir: InodeId, after: u64, max_entries: u32) -> Step<DirPage> {
+        match self.read(ReadKey::Page { dir, after, max_entries })? {
+            ReadValue::Page(page) => Ok(page.clone()),
+            other => unreachable!("{other:?}"),
+        }
+    }
+
+    fn access_copies(&self, dir: InodeId) -> Step<()> {
+        for shard in self.foreign_owners(dir)? {
+            self.read(ReadKey::Access { dir, shard })?;
+        }
+        Ok(())
     }
 
     fn walk_limit(&self) -> usize {
