@@ -53,6 +53,8 @@ pub struct MetaScenario {
     pub host: HostConfig,
     /// After the chaos phase, the last node leaves the shard map and its replicas move.
     pub map_change: bool,
+    /// Directory partitions split above this many entries.
+    pub split_threshold_entries: u32,
 }
 
 impl MetaScenario {
@@ -78,6 +80,7 @@ impl MetaScenario {
             net,
             host,
             map_change: false,
+            split_threshold_entries: tessera_meta::shard::SPLIT_THRESHOLD_DEFAULT,
         }
     }
 
@@ -196,7 +199,7 @@ pub fn start_hosts(
     let genesis = placement::place(&s.placement_nodes(), u32::from(s.shards), s.replication, None)
         .expect("the scenario's nodes can be placed");
     let map = EpochMap { epoch: 1, map: genesis.clone() };
-    let setup = HostSetup { genesis, roots };
+    let setup = HostSetup { genesis, roots, split_threshold_entries: s.split_threshold_entries };
     let mut cluster = Cluster::new(rng.fork("cluster"), trace.clone(), s.net.clone(), DiskModel::nvme(256 * MIB));
     let mut maps = BTreeMap::new();
     let mut views = BTreeMap::new();

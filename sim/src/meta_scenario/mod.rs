@@ -65,6 +65,8 @@ impl HistoryScenario {
         let mut base = MetaScenario::new(seed, nodes, shards);
         base.net.loss_per_million = rng.range_inclusive(0, 20_000);
         base.net.duplicate_per_million = rng.range_inclusive(0, 10_000);
+        // Tiny partitions, so the fixture's directories split (GIGA+) while the clients work in them.
+        base.split_threshold_entries = rng.range_inclusive(2, 6) as u32;
         HistoryScenario {
             base,
             clients: rng.range_inclusive(3, 5),
@@ -75,10 +77,11 @@ impl HistoryScenario {
 
     pub fn summary(&self) -> String {
         format!(
-            "{} clients x {} ops, faults every <= {} ms; {}",
+            "{} clients x {} ops, faults every <= {} ms, split above {} entries; {}",
             self.clients,
             self.ops_per_client,
             self.fault_interval_ms_max,
+            self.base.split_threshold_entries,
             self.base.summary()
         )
     }
@@ -93,9 +96,10 @@ pub struct HistoryOutcome {
     pub ops: u64,
     pub unknown: u64,
     pub kills: u64,
+    /// Network partitions and cuts the nemesis made.
+    pub cuts: u64,
+    /// Directory partitions the shards held at the end (more than the directories means splits).
     pub partitions: u64,
-    /// Model states the checker explored.
-    pub explored: u64,
 }
 
 /// The command replaying a seed of this scenario with its trace.
@@ -108,8 +112,8 @@ pub fn meta_history_line(seed: u64, outcome: &HistoryOutcome, trace_hash: u64) -
     let head = format!("seed={seed} trace_hash={trace_hash:016x}");
     if outcome.passed {
         format!(
-            "{head} result=pass ops={} unknown={} kills={} partitions={} explored={}",
-            outcome.ops, outcome.unknown, outcome.kills, outcome.partitions, outcome.explored
+            "{head} result=pass ops={} unknown={} kills={} cuts={} dir_partitions={}",
+            outcome.ops, outcome.unknown, outcome.kills, outcome.cuts, outcome.partitions
         )
     } else {
         let reason = outcome.reason.as_deref().unwrap_or("unknown").replace('"', "'");
@@ -196,7 +200,7 @@ impl Run {
         let (n, finished) = (self.s.clients, done.clone());
         nemesis.run(&mut self.cluster, until, move || finished.load(Ordering::Relaxed) >= n).await;
         nemesis.heal(&mut self.cluster);
-        self.outcome.partitions = nemesis.partitions;
+        self.outcome.cuts = nemesis.partitions;
         self.trace.record(SOURCE, format_args!("healed"));
         for task in tasks {
             task.await.map_err(|e| format!("workload task failed: {e}"))?;
@@ -250,11 +254,12 @@ impl Run {
         loop {
             SimClock.sleep(Duration::from_millis(500)).await;
             let states = self.leader_states();
-            if states.len() == usize::from(self.s.base.shards) && states.iter().all(settled) {
+            if states.len() == usize::from(self.s.base.shards) && states.iter().all(ShardState::is_settled) {
+                self.outcome.partitions = states.iter().map(|s| s.owned_partitions().len() as u64).sum();
                 return tessera_meta::local::check_shards(&states).map_err(|e| format!("after healing: {e}"));
             }
             if SimClock.now().saturating_since(start) > limit {
-                let open: Vec<u16> = states.iter().filter(|s| !settled(s)).map(|s| s.shard()).collect();
+                let open: Vec<u16> = states.iter().filter(|s| !s.is_settled()).map(|s| s.shard()).collect();
                 return Err(format!("transactions still open {} s after healing in shards {open:?}", limit.as_secs()));
             }
         }
@@ -333,7 +338,3 @@ async fn final_listings(client: &mut SimMetaClient, fixture: &Fixture, history: 
     Ok(())
 }
 
-/// No transaction open in `state`: nothing owed, no intent, nothing preparing.
-fn settled(state: &ShardState) -> bool {
-    state.recover().is_empty() && state.in_doubt(u64::MAX).is_empty() && state.expired_prepares(u64::MAX).is_empty()
-}

@@ -2,9 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::MetaOp;
+use crate::{InodeId, MetaOp};
 use crate::exec::ReqId;
-use crate::shard::{Envelope, ReadKey, TxnId, TxnPlan};
+use crate::shard::{Envelope, PartitionId, ReadKey, TxnId, TxnPlan};
 
 /// One command of a shard's log. Every `now_ns` is the proposing leader's wall-clock reading; the
 /// replica applies `max(now_ns, latest applied now_ns)`, so time never runs backwards in a shard even
@@ -21,6 +21,9 @@ pub enum ShardCommand {
     Txn { envelope: Envelope, now_ns: u64 },
     /// The coordinator's prepare timeout of `id` fired on the leader.
     PrepareTimeout { id: TxnId, now_ns: u64 },
+    /// The leader saw partition `part` of directory `dir` due to split: begin its split transaction
+    /// (`ShardState::begin_split`; refused without effect if no longer due or locked).
+    Split { dir: InodeId, part: PartitionId, now_ns: u64 },
 }
 
 impl ShardCommand {
@@ -38,7 +41,7 @@ impl ShardCommand {
             ShardCommand::Apply { req, .. } | ShardCommand::Read { req, .. } | ShardCommand::Begin { req, .. } => {
                 Some(*req)
             }
-            ShardCommand::Txn { .. } | ShardCommand::PrepareTimeout { .. } => None,
+            ShardCommand::Txn { .. } | ShardCommand::PrepareTimeout { .. } | ShardCommand::Split { .. } => None,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! What a host does on its tick: Raft's clock, leadership bookkeeping, the leaders' transaction duties
-//! (retransmission, prepare timeouts, queries for in-doubt intents) and leader balancing.
+//! (retransmission, prepare timeouts, queries for in-doubt intents, directory splits) and leader
+//! balancing.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -88,8 +89,13 @@ impl<C: Clock, W: WallClock, N: Net, D: Disk> MetaHost<C, W, N, D> {
             for envelope in send {
                 self.route(envelope);
             }
+            let splits = self.shards[&shard].replica.state().due_splits();
             for id in expired {
                 let command = ShardCommand::PrepareTimeout { id, now_ns };
+                let _ = self.multi.propose(u64::from(shard), command.encode());
+            }
+            for (dir, part) in splits {
+                let command = ShardCommand::Split { dir, part, now_ns };
                 let _ = self.multi.propose(u64::from(shard), command.encode());
             }
         }

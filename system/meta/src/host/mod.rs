@@ -89,6 +89,9 @@ pub struct HostSetup {
     pub genesis: ShardMap,
     /// Shards holding a file system's root directory, with the root's id and creation time.
     pub roots: BTreeMap<u16, (InodeId, u64)>,
+    /// A directory partition holding more entries than this splits (GIGA+); the same on every shard
+    /// (`crate::shard::SPLIT_THRESHOLD_DEFAULT` in production, small in simulation to exercise splits).
+    pub split_threshold_entries: u32,
 }
 
 /// A shard map and its epoch.

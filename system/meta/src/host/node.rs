@@ -217,7 +217,8 @@ impl<C: Clock, W: WallClock, N: Net, D: Disk> MetaHost<C, W, N, D> {
     fn initial_replica(&self, shard: u16) -> ShardReplica {
         let root = self.setup.roots.get(&shard).copied();
         let shard_count = u16::try_from(self.setup.genesis.shards.len()).expect("at most 65536 shards");
-        let state = crate::shard::ShardState::new(shard, shard_count, root);
+        let state = crate::shard::ShardState::new(shard, shard_count, root)
+            .with_split_threshold(self.setup.split_threshold_entries);
         ShardReplica::with_capacity(state, self.config.dedup_capacity)
     }
 

@@ -107,6 +107,14 @@ impl ShardReplica {
                     out.send = self.state.prepare_timeout(*id, now);
                 }
             }
+            ShardCommand::Split { dir, part, now_ns } => {
+                let now = self.tick(*now_ns);
+                // Refused (no longer due, a duplicate, keys locked): nothing logged; the leader's next
+                // duty proposes it again if it is still due.
+                if let Ok((_, send)) = self.state.begin_split(*dir, *part, now) {
+                    out.send = send;
+                }
+            }
         }
         self.resolve_pending(&mut out);
         out
