@@ -164,7 +164,15 @@ fn main() -> ExitCode {
                         let (n0, p0) = *base.get_or_insert((nodes, per_node));
                         println!(
                             "nodes={} shards={} replication={} clients={} ops={} ops_per_sim_sec={:.0} per_node={:.0} efficiency_vs_{}_nodes={:.2}",
-                            r.nodes, r.shards, r.replication, r.clients, r.ops, r.ops_per_sec, per_node, n0, per_node / p0
+                            r.nodes,
+                            r.shards,
+                            r.replication,
+                            r.clients,
+                            r.ops,
+                            r.ops_per_sec,
+                            per_node,
+                            n0,
+                            per_node / p0
                         );
                     }
                     Err(reason) => {

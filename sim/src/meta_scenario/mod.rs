@@ -190,7 +190,8 @@ impl Run {
             let id = NodeId(CLIENT_BASE + c);
             let client = self.client(id);
             let rng = self.rng.fork(&format!("workload:{id}"));
-            let task = workload(client, id.0, fixture.clone(), rng, self.s.ops_per_client, history.clone(), done.clone());
+            let task =
+                workload(client, id.0, fixture.clone(), rng, self.s.ops_per_client, history.clone(), done.clone());
             tasks.push(self.cluster.spawn_on(id, task));
         }
         let servers = self.s.base.node_ids();
@@ -337,4 +338,3 @@ async fn final_listings(client: &mut SimMetaClient, fixture: &Fixture, history: 
     }
     Ok(())
 }
-

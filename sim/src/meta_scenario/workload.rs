@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use tessera_env::{DetRng, Rng};
-use tessera_meta::{Credentials, FileType, InodeId, MetaOp, MetaReply, MetaResult, READDIR_START, SetAttr, XattrFlags};
+use tessera_meta::{Credentials, InodeId, MetaOp, MetaReply, MetaResult, READDIR_START, SetAttr, XattrFlags};
 use tessera_specs::posix::Namespace;
 
 /// Entry names the clients pick from (small, so operations collide).
@@ -37,7 +37,11 @@ pub struct Fixture {
 pub fn setup_ops(made: &[InodeId]) -> Option<MetaOp> {
     let root = Credentials::root();
     let op = match made.len() {
-        0 => MetaOp::SetAttr { ino: InodeId::ROOT, set: SetAttr { mode: Some(0o777), ..SetAttr::default() }, creds: root },
+        0 => MetaOp::SetAttr {
+            ino: InodeId::ROOT,
+            set: SetAttr { mode: Some(0o777), ..SetAttr::default() },
+            creds: root,
+        },
         n @ 1..=4 => {
             let mode = if n == 4 { 0o755 } else { 0o777 };
             MetaOp::Mkdir { parent: InodeId::ROOT, name: DIRS[n - 1].into(), mode, creds: root }
@@ -152,9 +156,4 @@ impl Fixture {
         }
         op
     }
-}
-
-/// Whether a reply names a directory (used by reports only).
-pub fn is_dir_reply(result: &MetaResult) -> bool {
-    matches!(result, Ok(MetaReply::Child { kind: FileType::Directory, .. }))
 }

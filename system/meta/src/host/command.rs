@@ -2,9 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{InodeId, MetaOp};
 use crate::exec::ReqId;
 use crate::shard::{Envelope, PartitionId, ReadKey, TxnId, TxnPlan};
+use crate::{InodeId, MetaOp};
 
 /// One command of a shard's log. Every `now_ns` is the proposing leader's wall-clock reading; the
 /// replica applies `max(now_ns, latest applied now_ns)`, so time never runs backwards in a shard even
