@@ -34,7 +34,7 @@ use tessera_raft::{MultiConfig, MultiRaftError, RaftLogError, RaftStatus};
 use crate::InodeId;
 
 pub use command::ShardCommand;
-pub use dedup::{DEDUP_CAPACITY, DedupTable, Remembered};
+pub use dedup::{DEDUP_CAPACITY, DedupTable, Remembered, Seen};
 pub use node::MetaHost;
 pub use replica::{ApplyOutput, ShardReplica};
 
@@ -60,7 +60,7 @@ pub struct HostConfig {
     /// A replica the shard map no longer lists is dropped once it has had no leader this long (or at
     /// once when it applied its own removal).
     pub removal_grace_ms: u64,
-    /// Requests each shard remembers for deduplication.
+    /// Client sessions each shard remembers for deduplication (see `DedupTable`).
     pub dedup_capacity: usize,
 }
 

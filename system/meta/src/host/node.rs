@@ -10,7 +10,7 @@ use tessera_env::{Clock, DetRng, Disk, MonoTime, Net, NetError, NodeId, Rng, Wal
 use tessera_raft::{EntryKind, GroupApply, MultiRaft, MultiRaftError, Outbox, RaftLogStore, RaftRole};
 
 use super::command::ShardCommand;
-use super::dedup::Remembered;
+use super::dedup::{Remembered, Seen};
 use super::replica::ShardReplica;
 use super::route::TxnRouter;
 use super::{EpochMap, GroupView, HostConfig, HostEnv, HostError, HostSetup, SharedHostView, SharedShardMap};
@@ -280,18 +280,20 @@ impl<C: Clock, W: WallClock, N: Net, D: Disk> MetaHost<C, W, N, D> {
             return;
         }
         let hosted = self.shards.get_mut(&shard).expect("a hosted group has a replica");
-        match hosted.replica.remembered(req) {
-            Some(Remembered::Answered(answer)) => {
+        match hosted.replica.seen(req) {
+            Seen::Latest(Remembered::Answered(answer)) => {
                 self.outbox.push((from, MetaMessage::Response { req, answer: answer.clone() }));
                 return;
             }
-            Some(Remembered::Pending(_)) => {
+            Seen::Latest(Remembered::Pending(_)) => {
                 if hosted.waiting.insert(req, Waiter { client: from, term: status.term }).is_none() {
                     self.waiting_total += 1;
                 }
                 return;
             }
-            None => {}
+            // A duplicate of a request its client has moved on from: nobody waits for an answer.
+            Seen::Stale => return,
+            Seen::New => {}
         }
         if let Some(w) = hosted.waiting.get_mut(&req)
             && w.term == status.term

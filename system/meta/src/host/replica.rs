@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::command::ShardCommand;
-use super::dedup::{DEDUP_CAPACITY, DedupTable, Remembered};
+use super::dedup::{DEDUP_CAPACITY, DedupTable, Remembered, Seen};
 use crate::Errno;
 use crate::exec::{ReqId, ShardAnswer};
 use crate::shard::{Decision, Envelope, ShardState, TxnChange, TxnPlan};
@@ -65,6 +65,12 @@ impl ShardReplica {
         self.dedup.get(req)
     }
 
+    /// How `req` relates to what the shard remembers of its client (a leader answers a retry, or drops
+    /// a stale duplicate, without a new entry).
+    pub fn seen(&self, req: ReqId) -> Seen<'_> {
+        self.dedup.seen(req)
+    }
+
     /// The shard's clock: the latest `now_ns` applied.
     pub fn now_ns(&self) -> u64 {
         self.now_ns
@@ -73,24 +79,31 @@ impl ShardReplica {
     /// Apply one committed command.
     pub fn apply(&mut self, command: &ShardCommand) -> ApplyOutput {
         let mut out = ApplyOutput::default();
-        if let Some(req) = command.req()
-            && let Some(remembered) = self.dedup.get(req)
-        {
-            if let Remembered::Answered(answer) = remembered {
-                out.answers.push((req, answer.clone()));
+        if let Some(req) = command.req() {
+            match self.dedup.seen(req) {
+                Seen::New => {}
+                // A duplicate of a request older than its client's latest: never applied again.
+                Seen::Stale => return out,
+                Seen::Latest(remembered) => {
+                    if let Remembered::Answered(answer) = remembered {
+                        out.answers.push((req, answer.clone()));
+                    }
+                    return out;
+                }
             }
-            return out;
         }
         match command {
             ShardCommand::Apply { req, op, now_ns } => {
                 let now = self.tick(*now_ns);
                 let answer = ShardAnswer::Applied(self.state.apply(op, now));
-                self.answer(*req, answer, &mut out);
+                if op.is_read_only() {
+                    out.answers.push((*req, answer));
+                } else {
+                    self.answer(*req, answer, &mut out);
+                }
             }
-            ShardCommand::Read { req, keys } => {
-                let answer = ShardAnswer::Read(self.state.read(keys));
-                self.answer(*req, answer, &mut out);
-            }
+            // Reads are not remembered: re-executing one is harmless, and its answer can be large.
+            ShardCommand::Read { req, keys } => out.answers.push((*req, ShardAnswer::Read(self.state.read(keys)))),
             ShardCommand::Begin { req, plan, now_ns } => {
                 let now = self.tick(*now_ns);
                 self.begin(*req, plan, now, &mut out);
