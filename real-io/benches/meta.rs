@@ -4,11 +4,15 @@
 //! in the same run.
 //!
 //! Cases (reported per operation; one thread, so operations/s are per core):
-//! - `meta/tessera_{create,stat,unlink}`: files in one directory of a 16-shard cluster (the
-//!   directory's shard holds its entries and files: every operation is single-shard, as for files in
-//!   a directory that has not split).
-//! - `meta/localfs_{create,stat,unlink}`: `File::create`, `fs::metadata`, `fs::remove_file` in a temp
-//!   directory (`$TESSERA_BENCH_DIR` if set): the kernel's dentry and inode caches, no fsync.
+//! - `meta/tessera_{create,stat,unlink}`: files in directories of a 16-shard cluster, a new directory
+//!   every [`FILES_PER_DIR`] files (below the split threshold: the directory's shard holds its entries
+//!   and files, so every create, stat and unlink is single-shard; the mkdir, cross-shard, is amortized).
+//! - `meta/tessera_create_split_dir`: creates in one directory that has split over the shards (GIGA+):
+//!   each create is a two-phase commit between the partition's shard (entry and inode) and the
+//!   directory's home (its size and times).
+//! - `meta/localfs_{create,stat,unlink}`: `File::create`, `fs::metadata`, `fs::remove_file` with the
+//!   same directory pattern in a temp directory (`$TESSERA_BENCH_DIR` if set, e.g. /dev/shm for tmpfs):
+//!   the kernel's dentry and inode caches, no fsync.
 //!
 //! After the criterion groups a paired pass alternates the two sides on the same batches and prints
 //! `paired:` lines with the tessera/localfs throughput ratio from medians.
@@ -28,24 +32,31 @@ use tessera_meta::{Credentials, InodeId, MetaOp, MetaReply};
 const SHARDS: u16 = 16;
 /// Files a stat pass cycles over.
 const STAT_FILES: u64 = 1_000;
+/// Files per directory before the next directory is made (below the split threshold, 8192).
+const FILES_PER_DIR: u64 = 4_096;
+/// Entries in the split directory before measuring creates in it.
+const SPLIT_DIR_ENTRIES: u64 = 20_000;
 /// Operations per paired round.
 const PAIRED_BATCH: u64 = 2_000;
 const PAIRED_ROUNDS: usize = 15;
 
-/// The metadata side: a cluster, one directory, and a name counter (names are never reused).
+/// A file made by the metadata side: its directory, id and name.
+type MetaFile = (InodeId, InodeId, String);
+
+/// The metadata side: a cluster, the current directory, and a name counter (names are never reused).
 struct Meta {
     cluster: LocalCluster,
     dir: InodeId,
+    dirs: u64,
     next: u64,
     now_ns: u64,
 }
 
 impl Meta {
     fn new() -> Meta {
-        let mut cluster = LocalCluster::new(SHARDS);
-        let mkdir = MetaOp::Mkdir { parent: InodeId::ROOT, name: "bench".into(), mode: 0o755, creds: root() };
-        let Ok(MetaReply::Entry(attr)) = cluster.execute(&mkdir, 1) else { panic!("mkdir bench") };
-        Meta { cluster, dir: attr.ino, next: 0, now_ns: 2 }
+        let mut meta = Meta { cluster: LocalCluster::new(SHARDS), dir: InodeId::ROOT, dirs: 0, next: 0, now_ns: 1 };
+        meta.dir = meta.mkdir();
+        meta
     }
 
     fn tick(&mut self) -> u64 {
@@ -53,34 +64,51 @@ impl Meta {
         self.now_ns
     }
 
-    /// Create `n` files; their ids and names.
-    fn create(&mut self, n: u64) -> Vec<(InodeId, String)> {
+    fn mkdir(&mut self) -> InodeId {
+        self.dirs += 1;
+        let mkdir =
+            MetaOp::Mkdir { parent: InodeId::ROOT, name: format!("d{}", self.dirs), mode: 0o755, creds: root() };
+        let now = self.tick();
+        let Ok(MetaReply::Entry(attr)) = self.cluster.execute(&mkdir, now) else { panic!("mkdir") };
+        attr.ino
+    }
+
+    /// Create `n` files, a new directory every [`FILES_PER_DIR`] (or all in `dir` if given).
+    fn create_in(&mut self, n: u64, dir: Option<InodeId>) -> Vec<MetaFile> {
         (0..n)
             .map(|_| {
                 self.next += 1;
+                if dir.is_none() && self.next.is_multiple_of(FILES_PER_DIR) {
+                    self.dir = self.mkdir();
+                }
+                let parent = dir.unwrap_or(self.dir);
                 let name = format!("f{}", self.next);
-                let op = MetaOp::Create { parent: self.dir, name: name.clone(), mode: 0o644, creds: root() };
+                let op = MetaOp::Create { parent, name: name.clone(), mode: 0o644, creds: root() };
                 let now = self.tick();
                 match self.cluster.execute(&op, now) {
-                    Ok(MetaReply::Entry(attr)) => (attr.ino, name),
+                    Ok(MetaReply::Entry(attr)) => (parent, attr.ino, name),
                     other => panic!("create: {other:?}"),
                 }
             })
             .collect()
     }
 
-    fn stat(&mut self, files: &[(InodeId, String)], n: u64) {
+    fn create(&mut self, n: u64) -> Vec<MetaFile> {
+        self.create_in(n, None)
+    }
+
+    fn stat(&mut self, files: &[MetaFile], n: u64) {
         for i in 0..n {
-            let ino = files[(i % files.len() as u64) as usize].0;
+            let ino = files[(i % files.len() as u64) as usize].1;
             let now = self.tick();
             black_box(self.cluster.execute(&MetaOp::GetAttr { ino }, now).expect("stat"));
         }
     }
 
-    fn unlink(&mut self, files: &[(InodeId, String)]) {
-        for (_, name) in files {
+    fn unlink(&mut self, files: &[MetaFile]) {
+        for (parent, _, name) in files {
             let now = self.tick();
-            let op = MetaOp::Unlink { parent: self.dir, name: name.clone(), creds: root() };
+            let op = MetaOp::Unlink { parent: *parent, name: name.clone(), creds: root() };
             self.cluster.execute(&op, now).expect("unlink");
         }
     }
@@ -111,7 +139,11 @@ impl Local {
         (0..n)
             .map(|_| {
                 self.next += 1;
-                let path = self.path.join(format!("f{}", self.next));
+                let dir = self.path.join(format!("d{}", self.next / FILES_PER_DIR));
+                if self.next.is_multiple_of(FILES_PER_DIR) || self.next == 1 {
+                    fs::create_dir_all(&dir).expect("mkdir");
+                }
+                let path = dir.join(format!("f{}", self.next));
                 fs::File::create(&path).expect("create");
                 path
             })
@@ -160,6 +192,17 @@ fn bench(c: &mut Criterion) {
             d
         })
     });
+    let split_dir = meta.mkdir();
+    meta.create_in(SPLIT_DIR_ENTRIES, Some(split_dir));
+    assert!(meta.cluster.partitions(split_dir).len() > 1, "the directory split");
+    group.bench_function("tessera_create_split_dir", |b| {
+        b.iter_custom(|n| {
+            let mut made = Vec::new();
+            let d = timed(|| made = meta.create_in(n, Some(split_dir)));
+            meta.unlink(&made);
+            d
+        })
+    });
     group.bench_function("tessera_stat", |b| b.iter_custom(|n| timed(|| meta.stat(&meta_files, n))));
     group.bench_function("localfs_stat", |b| b.iter_custom(|n| timed(|| Local::stat(&local_files, n))));
     group.bench_function("tessera_unlink", |b| {
@@ -181,7 +224,7 @@ fn bench(c: &mut Criterion) {
 }
 
 /// Alternate the two sides on equal batches and print throughput ratios from medians.
-fn paired(meta: &mut Meta, local: &mut Local, meta_files: &[(InodeId, String)], local_files: &[PathBuf]) {
+fn paired(meta: &mut Meta, local: &mut Local, meta_files: &[MetaFile], local_files: &[PathBuf]) {
     let mut rounds: [[Vec<Duration>; 2]; 3] = Default::default();
     for _ in 0..PAIRED_ROUNDS {
         let mut made = Vec::new();
