@@ -126,34 +126,6 @@ impl Fixture {
 
     /// `op` with its inode ids translated to the model's.
     pub fn to_model_op(&self, op: &MetaOp) -> MetaOp {
-        let m = |ino: &InodeId| *self.to_model.get(ino).unwrap_or_else(|| panic!("{ino:?} is not a fixture inode"));
-        let mut op = op.clone();
-        match &mut op {
-            MetaOp::Lookup { parent, .. }
-            | MetaOp::Create { parent, .. }
-            | MetaOp::Mkdir { parent, .. }
-            | MetaOp::Mknod { parent, .. }
-            | MetaOp::Symlink { parent, .. }
-            | MetaOp::Unlink { parent, .. }
-            | MetaOp::Rmdir { parent, .. } => *parent = m(parent),
-            MetaOp::GetAttr { ino }
-            | MetaOp::SetAttr { ino, .. }
-            | MetaOp::Readlink { ino }
-            | MetaOp::SetXattr { ino, .. }
-            | MetaOp::GetXattr { ino, .. }
-            | MetaOp::ListXattr { ino, .. }
-            | MetaOp::RemoveXattr { ino, .. }
-            | MetaOp::Truncate { ino, .. } => *ino = m(ino),
-            MetaOp::Readdir { dir, .. } => *dir = m(dir),
-            MetaOp::Link { ino, new_parent, .. } => {
-                *ino = m(ino);
-                *new_parent = m(new_parent);
-            }
-            MetaOp::Rename { parent, new_parent, .. } => {
-                *parent = m(parent);
-                *new_parent = m(new_parent);
-            }
-        }
-        op
+        op.map_inodes(|ino| *self.to_model.get(&ino).unwrap_or_else(|| panic!("{ino:?} is not a fixture inode")))
     }
 }

@@ -238,6 +238,45 @@ impl MetaOp {
                 | MetaOp::ListXattr { .. }
         )
     }
+
+    /// The inode ids the operation names, in order (the one whose shard is the operation's home
+    /// first).
+    pub fn inodes(&self) -> Vec<InodeId> {
+        let mut op = self.clone();
+        op.inode_fields().into_iter().map(|ino| *ino).collect()
+    }
+
+    /// The operation with every inode id it names passed through `f` (e.g. into a model's ids).
+    pub fn map_inodes(&self, mut f: impl FnMut(InodeId) -> InodeId) -> MetaOp {
+        let mut op = self.clone();
+        for ino in op.inode_fields() {
+            *ino = f(*ino);
+        }
+        op
+    }
+
+    fn inode_fields(&mut self) -> Vec<&mut InodeId> {
+        match self {
+            MetaOp::Lookup { parent, .. }
+            | MetaOp::Create { parent, .. }
+            | MetaOp::Mkdir { parent, .. }
+            | MetaOp::Mknod { parent, .. }
+            | MetaOp::Symlink { parent, .. }
+            | MetaOp::Unlink { parent, .. }
+            | MetaOp::Rmdir { parent, .. } => vec![parent],
+            MetaOp::GetAttr { ino }
+            | MetaOp::SetAttr { ino, .. }
+            | MetaOp::Readlink { ino }
+            | MetaOp::SetXattr { ino, .. }
+            | MetaOp::GetXattr { ino, .. }
+            | MetaOp::ListXattr { ino, .. }
+            | MetaOp::RemoveXattr { ino, .. }
+            | MetaOp::Truncate { ino, .. } => vec![ino],
+            MetaOp::Readdir { dir, .. } => vec![dir],
+            MetaOp::Link { ino, new_parent, .. } => vec![ino, new_parent],
+            MetaOp::Rename { parent, new_parent, .. } => vec![parent, new_parent],
+        }
+    }
 }
 
 /// One directory entry returned by [`MetaOp::Readdir`].

@@ -7,9 +7,9 @@ use tessera_env::{Clock, MonoTime, Net, NetError, Rng, WallClock};
 use crate::client::ClientError;
 use crate::client::config::{ClientConfig, ClientConfigError};
 use crate::client::directory::{DirectoryError, ShardDirectory};
-use crate::client::recv::recv_or_sleep;
 use crate::client::router::{CallEvent, Router};
 use crate::exec::{Next, OpDriver, ShardAnswer, ShardCall};
+use crate::recv::recv_or_sleep;
 use crate::wire::MetaMessage;
 use crate::{InodeId, MetaOp, MetaResult};
 

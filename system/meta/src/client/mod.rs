@@ -18,7 +18,6 @@ mod config;
 mod directory;
 mod meta_client;
 mod path;
-mod recv;
 mod router;
 
 #[cfg(test)]

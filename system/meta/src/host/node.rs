@@ -1,9 +1,6 @@
 //! [`MetaHost`]: one node's shard host, driving every shard replica it holds over the node's doors.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::future::Future;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tessera_env::{Clock, DetRng, Disk, MonoTime, Net, NetError, NodeId, Rng, WallClock};
@@ -15,6 +12,7 @@ use super::replica::ShardReplica;
 use super::route::TxnRouter;
 use super::{EpochMap, GroupView, HostConfig, HostEnv, HostError, HostSetup, SharedHostView, SharedShardMap};
 use crate::exec::{ReqId, ShardCall};
+use crate::recv::{recv_or_sleep, try_recv};
 use crate::shard::Envelope;
 use crate::wire::MetaMessage;
 
@@ -437,35 +435,5 @@ impl<C: Clock, W: WallClock, N: Net, D: Disk> MetaHost<C, W, N, D> {
         if view.capture_states {
             view.states = self.shards.iter().map(|(&shard, h)| (shard, h.replica.state().clone())).collect();
         }
-    }
-}
-
-/// The next message, or `None` once `wait` has passed without one. Cancel-safe: a message is taken
-/// off the endpoint only when it is returned.
-async fn recv_or_sleep<C: Clock, N: Net>(
-    net: &N,
-    clock: &C,
-    wait: Duration,
-) -> Option<Result<(NodeId, Vec<u8>), NetError>> {
-    let mut recv = pin!(net.recv());
-    let mut sleep = pin!(clock.sleep(wait));
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(message) = recv.as_mut().poll(cx) {
-            return Poll::Ready(Some(message));
-        }
-        if sleep.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(None);
-        }
-        Poll::Pending
-    })
-    .await
-}
-
-/// A message already waiting on the endpoint, without waiting.
-fn try_recv<N: Net>(net: &N) -> Option<Result<(NodeId, Vec<u8>), NetError>> {
-    let mut recv = pin!(net.recv());
-    match recv.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(message) => Some(message),
-        Poll::Pending => None,
     }
 }

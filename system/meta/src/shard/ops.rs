@@ -50,26 +50,7 @@ pub(super) fn dispatch<S: Store>(s: &mut S, op: &MetaOp, now: u64) -> Step<MetaR
 
 /// The inode ids an operation names directly (each is read by it), the home's first.
 pub(crate) fn named_inodes(op: &MetaOp) -> Vec<InodeId> {
-    match op {
-        MetaOp::Lookup { parent, .. }
-        | MetaOp::Create { parent, .. }
-        | MetaOp::Mkdir { parent, .. }
-        | MetaOp::Mknod { parent, .. }
-        | MetaOp::Symlink { parent, .. }
-        | MetaOp::Unlink { parent, .. }
-        | MetaOp::Rmdir { parent, .. } => vec![*parent],
-        MetaOp::GetAttr { ino }
-        | MetaOp::SetAttr { ino, .. }
-        | MetaOp::Readlink { ino }
-        | MetaOp::SetXattr { ino, .. }
-        | MetaOp::GetXattr { ino, .. }
-        | MetaOp::ListXattr { ino, .. }
-        | MetaOp::RemoveXattr { ino, .. }
-        | MetaOp::Truncate { ino, .. } => vec![*ino],
-        MetaOp::Readdir { dir, .. } => vec![*dir],
-        MetaOp::Link { ino, new_parent, .. } => vec![*ino, *new_parent],
-        MetaOp::Rename { parent, new_parent, .. } => vec![*parent, *new_parent],
-    }
+    op.inodes()
 }
 
 /// The op's home shard: the shard of the first key it names. Its first call goes there, and it

@@ -1,9 +1,10 @@
-//! Receiving with a timeout without a runtime: poll the endpoint's `recv` and the clock's `sleep`
-//! side by side (the config runner's `recv_or_sleep`, without the `futures` crate).
+//! Receiving without a runtime, for the shard host and the client: with a timeout (poll the endpoint's
+//! `recv` and the clock's `sleep` side by side, without the `futures` crate), or only what is already
+//! waiting.
 
 use core::future::{Future, poll_fn};
 use core::pin::pin;
-use core::task::Poll;
+use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 
 use tessera_env::{Clock, Net, NetError, NodeId};
@@ -28,4 +29,13 @@ pub(crate) async fn recv_or_sleep<C: Clock, N: Net>(
         Poll::Pending
     })
     .await
+}
+
+/// A message already waiting on the endpoint, without waiting.
+pub(crate) fn try_recv<N: Net>(net: &N) -> Option<Result<(NodeId, Vec<u8>), NetError>> {
+    let mut recv = pin!(net.recv());
+    match recv.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(message) => Some(message),
+        Poll::Pending => None,
+    }
 }
