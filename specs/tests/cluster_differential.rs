@@ -1,7 +1,7 @@
 //! Differential test of the in-process cluster (`tessera_meta::local::LocalCluster`: shard state
 //! machines, the operation driver, optimistic planning and two-phase commit) against the reference
-//! model: random operation sequences (every `MetaOp` kind, as in `shard_differential.rs`, whose
-//! generator this copies, with more renames across directories) run on clusters of 1, 3 and 8 shards
+//! model: random operation sequences (every `MetaOp` kind, from the generator shared with
+//! `shard_differential.rs` in `common`, with more root credentials) run on clusters of 1, 3 and 8 shards
 //! and on `specs::posix::Namespace` must give equal replies after every step, attributes and times
 //! included, and the cluster must keep its cross-shard invariants (`LocalCluster::check`). Most seeds
 //! use a tiny directory split threshold (1 to 3 entries), so directories split into GIGA+ partitions
@@ -14,195 +14,15 @@
 //! the cluster never allocated maps to one the model never allocates. At the end every id ever
 //! allocated has the same attributes (or is missing in both) and every directory the same listing.
 
+mod common;
+
 use std::collections::BTreeMap;
 
-use tessera_env::{DetRng, Rng};
+use common::{Draw, Gen, Outcomes};
+use tessera_env::DetRng;
 use tessera_meta::local::LocalCluster;
-use tessera_meta::{
-    Credentials, FILE_SIZE_MAX_BYTES, FileType, InodeId, MODE_STICKY, MetaOp, MetaReply, MetaResult, READDIR_START,
-    SYMLINK_TARGET_LEN_MAX_BYTES, SetAttr, SetTime, XATTR_VALUE_LEN_MAX_BYTES, XattrFlags,
-};
+use tessera_meta::{Credentials, FileType, InodeId, MetaOp, MetaReply, MetaResult, READDIR_START};
 use tessera_specs::posix::Namespace;
-
-/// A source of choices: `pick(n)` is in `0..n`.
-trait Draw {
-    fn pick(&mut self, n: u64) -> u64;
-
-    fn one_in(&mut self, n: u64) -> bool {
-        self.pick(n) == 0
-    }
-}
-
-impl Draw for DetRng {
-    fn pick(&mut self, n: u64) -> u64 {
-        self.below(n)
-    }
-}
-
-fn choose<T: Clone>(d: &mut impl Draw, items: &[T]) -> T {
-    items[d.pick(items.len() as u64) as usize].clone()
-}
-
-fn users() -> Vec<Credentials> {
-    vec![
-        Credentials::root(),
-        Credentials::user(1000, 1000),
-        Credentials { uid: 1001, gid: 1001, groups: vec![1000] },
-        Credentials { uid: 1002, gid: 1002, groups: vec![1001, 1003] },
-    ]
-}
-
-const MODES: [u32; 10] = [0o755, 0o700, 0o777 | MODE_STICKY, 0o644, 0o2775, 0o555, 0o6755, 0o2750, 0o000, 0o7777];
-const KINDS: [FileType; 7] = [
-    FileType::Regular,
-    FileType::Directory,
-    FileType::Symlink,
-    FileType::CharDevice,
-    FileType::BlockDevice,
-    FileType::Fifo,
-    FileType::Socket,
-];
-
-/// The generator: its view of the state (live inodes, cookies seen) is taken from the cluster.
-struct Gen<'a, D: Draw> {
-    d: &'a mut D,
-    inodes: Vec<InodeId>,
-    /// The live directories: parents are picked from them most of the time.
-    dirs: Vec<InodeId>,
-    /// Each shard's next inode counter.
-    next_counters: Vec<u64>,
-    cookies: &'a [u64],
-}
-
-impl<D: Draw> Gen<'_, D> {
-    fn ino(&mut self) -> InodeId {
-        if self.d.one_in(20) {
-            // Freed, never allocated, or the next one to be: ESTALE.
-            // Now and then of a shard beyond the cluster.
-            let shards = self.next_counters.len() as u64;
-            let shard = self.d.pick(shards + 1) as usize;
-            let counter = self.next_counters.get(shard).copied().unwrap_or(3);
-            return InodeId::new(shard as u16, 1 + self.d.pick(counter));
-        }
-        choose(self.d, &self.inodes)
-    }
-
-    /// A directory usually; any inode (ENOTDIR, ESTALE) now and then.
-    fn dir(&mut self) -> InodeId {
-        if self.d.one_in(8) { self.ino() } else { choose(self.d, &self.dirs) }
-    }
-
-    fn name(&mut self) -> String {
-        if self.d.one_in(25) {
-            let (long, longest) = ("x".repeat(256), "y".repeat(255));
-            return choose(self.d, &["", ".", "..", "x/y", "n\0ul", long.as_str(), longest.as_str()]).to_string();
-        }
-        choose(self.d, &["a", "b", "c", "d"]).to_string()
-    }
-
-    fn mode(&mut self) -> u32 {
-        if self.d.one_in(30) { 0o10_000 | 0o644 } else { choose(self.d, &MODES) }
-    }
-
-    /// Root half the time (more operations get past the permission checks to the cross-shard parts).
-    fn creds(&mut self) -> Credentials {
-        if self.d.one_in(2) { Credentials::root() } else { choose(self.d, &users()) }
-    }
-
-    fn time(&mut self) -> Option<SetTime> {
-        match self.d.pick(3) {
-            0 => None,
-            1 => Some(SetTime::Now),
-            _ => Some(SetTime::At(self.d.pick(1_000_000))),
-        }
-    }
-
-    fn set_attr(&mut self) -> SetAttr {
-        let mut set = SetAttr::default();
-        if self.d.one_in(2) {
-            set.mode = Some(self.mode());
-        }
-        if self.d.one_in(4) {
-            set.uid = Some(choose(self.d, &[0, 1000, 1001, 1002]));
-        }
-        if self.d.one_in(4) {
-            set.gid = Some(choose(self.d, &[0, 1000, 1001, 1002, 1003]));
-        }
-        if self.d.one_in(4) {
-            set.size = Some(if self.d.one_in(10) { FILE_SIZE_MAX_BYTES + 1 } else { self.d.pick(100) });
-        }
-        if self.d.one_in(3) {
-            set.atime = self.time();
-            set.mtime = self.time();
-        }
-        set
-    }
-
-    fn xattr_name(&mut self) -> String {
-        let long = format!("user.{}", "z".repeat(251));
-        choose(
-            self.d,
-            &["user.a", "user.b", "user.a", "trusted.a", "security.a", "system.a", "user.", "", "other", &long],
-        )
-        .to_string()
-    }
-
-    fn value(&mut self) -> Vec<u8> {
-        if self.d.one_in(50) { vec![7; XATTR_VALUE_LEN_MAX_BYTES + 1] } else { vec![1; self.d.pick(4) as usize] }
-    }
-
-    fn op(&mut self) -> MetaOp {
-        let creds = self.creds();
-        match self.d.pick(22) {
-            0 => MetaOp::Lookup { parent: self.dir(), name: self.name(), creds },
-            1 => MetaOp::GetAttr { ino: self.ino() },
-            2 | 3 => MetaOp::SetAttr { ino: self.ino(), set: self.set_attr(), creds },
-            4 | 5 => MetaOp::Create { parent: self.dir(), name: self.name(), mode: self.mode(), creds },
-            6 | 7 => MetaOp::Mkdir { parent: self.dir(), name: self.name(), mode: self.mode(), creds },
-            8 => {
-                let (parent, name, mode) = (self.dir(), self.name(), self.mode());
-                MetaOp::Mknod { parent, name, mode, kind: choose(self.d, &KINDS), rdev: self.d.pick(3), creds }
-            }
-            9 => {
-                let long = "t".repeat(SYMLINK_TARGET_LEN_MAX_BYTES + 1);
-                let target = choose(self.d, &["t", "t", "../a/b", "", &long]).to_string();
-                MetaOp::Symlink { parent: self.dir(), name: self.name(), target, creds }
-            }
-            10 => MetaOp::Readlink { ino: self.ino() },
-            11 => MetaOp::Link { ino: self.ino(), new_parent: self.dir(), new_name: self.name(), creds },
-            12 | 13 => MetaOp::Unlink { parent: self.dir(), name: self.name(), creds },
-            14 => MetaOp::Rmdir { parent: self.dir(), name: self.name(), creds },
-            15 | 16 => {
-                let (parent, name, new_parent, new_name) = (self.dir(), self.name(), self.dir(), self.name());
-                MetaOp::Rename { parent, name, new_parent, new_name, creds }
-            }
-            17 => {
-                let cookie = match self.d.pick(3) {
-                    0 => READDIR_START,
-                    1 if !self.cookies.is_empty() => choose(self.d, self.cookies),
-                    _ => self.d.pick(u64::MAX),
-                };
-                MetaOp::Readdir { dir: self.dir(), cookie, max_entries: self.d.pick(4) as u32, creds }
-            }
-            18 => {
-                let flags = choose(self.d, &[XattrFlags::Upsert, XattrFlags::Create, XattrFlags::Replace]);
-                MetaOp::SetXattr { ino: self.ino(), name: self.xattr_name(), value: self.value(), flags, creds }
-            }
-            19 => MetaOp::GetXattr { ino: self.ino(), name: self.xattr_name(), creds },
-            20 => {
-                if self.d.one_in(2) {
-                    MetaOp::ListXattr { ino: self.ino(), creds }
-                } else {
-                    MetaOp::RemoveXattr { ino: self.ino(), name: self.xattr_name(), creds }
-                }
-            }
-            _ => {
-                let size = if self.d.one_in(10) { FILE_SIZE_MAX_BYTES + 1 } else { self.d.pick(100) };
-                MetaOp::Truncate { ino: self.ino(), size, creds }
-            }
-        }
-    }
-}
 
 /// Cluster ids <-> model ids.
 #[derive(Default)]
@@ -282,7 +102,7 @@ fn map_result(result: &MetaResult, f: impl Fn(InodeId) -> InodeId) -> MetaResult
 /// How often each reply kind (or errno) was seen: evidence of coverage.
 #[derive(Default)]
 struct Tally {
-    outcomes: BTreeMap<String, u64>,
+    outcomes: Outcomes,
     planned: u64,
     planned_errors: u64,
     /// Planned operations naming no inode beyond the cluster.
@@ -297,18 +117,12 @@ impl Tally {
     /// "split ..." when the directory it works in (the inode it names first; a link's new parent) was
     /// split into partitions.
     fn note(&mut self, op: &MetaOp, reply: &MetaResult, planned: bool, split: bool) {
-        let op_name = format!("{op:?}");
-        let op_name = op_name.split([' ', '{']).next().unwrap_or("?").to_string();
-        let outcome = match reply {
-            Ok(_) => "ok".to_string(),
-            Err(e) => format!("{e:?}"),
-        };
-        *self.outcomes.entry(format!("{op_name} {outcome}")).or_default() += 1;
+        let key = self.outcomes.note(op, reply);
         if planned {
-            *self.outcomes.entry(format!("planned {op_name} {outcome}")).or_default() += 1;
+            self.outcomes.add(format!("planned {key}"));
         }
         if split {
-            *self.outcomes.entry(format!("split {op_name} {outcome}")).or_default() += 1;
+            self.outcomes.add(format!("split {key}"));
         }
     }
 }
@@ -327,7 +141,16 @@ fn run(d: &mut DetRng, shards: u16, split_threshold: u32, ops: usize, tally: &mu
         let dirs: Vec<InodeId> =
             cluster.shards().iter().flat_map(|s| s.inodes().filter(|(_, r)| r.is_dir()).map(|(ino, _)| *ino)).collect();
         let next_counters = cluster.shards().iter().map(|s| s.next_counter()).collect();
-        let op = Gen { d: &mut *d, inodes, dirs, next_counters, cookies: &cookies }.op();
+        let op = Gen {
+            d: &mut *d,
+            inodes,
+            dirs,
+            next_counters,
+            cookies: &cookies,
+            stale_in_any_shard: true,
+            root_half_the_time: true,
+        }
+        .op();
         let expected = model.apply(&map_op(&op, |ino| ids.model(ino)), now);
         let planned_before = cluster.stats().planned;
         let first = std::cell::Cell::new(None);
@@ -386,7 +209,7 @@ fn teardown(cluster: &mut LocalCluster, model: &mut Namespace, ids: &Ids, mut no
         assert_eq!(got, Ok(MetaReply::Done), "teardown: {op:?}");
         cluster.check().unwrap_or_else(|e| panic!("teardown: {op:?}: cluster: {e}"));
         if split_child {
-            *tally.outcomes.entry("teardown Rmdir of a split directory".into()).or_default() += 1;
+            tally.outcomes.add("teardown Rmdir of a split directory".into());
         }
     };
     for (parent, name, kind, _) in entries(cluster) {
@@ -439,29 +262,26 @@ const SPLIT_THRESHOLDS: [u32; 4] = [1, 2, 3, tessera_meta::shard::SPLIT_THRESHOL
 
 fn seeded_runs(shards: u16) -> Tally {
     let mut tally = Tally::default();
-    for seed in 0..SEEDS {
-        let mut rng = DetRng::from_seed(seed);
-        let threshold = SPLIT_THRESHOLDS[(seed % 4) as usize];
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            run(&mut rng, shards, threshold, OPS_PER_SEED, &mut tally)
-        }));
-        if let Err(panic) = result {
-            let replay = format!("run(&mut DetRng::from_seed({seed}), {shards}, {threshold}, {OPS_PER_SEED}, ..)");
-            eprintln!("cluster differential: {shards} shards, seed {seed} failed (replay: {replay})");
-            std::panic::resume_unwind(panic);
-        }
-    }
+    let threshold = |seed: u64| SPLIT_THRESHOLDS[(seed % 4) as usize];
+    common::for_each_seed(
+        SEEDS,
+        |seed| run(&mut DetRng::from_seed(seed), shards, threshold(seed), OPS_PER_SEED, &mut tally),
+        |seed| {
+            let replay =
+                format!("run(&mut DetRng::from_seed({seed}), {shards}, {}, {OPS_PER_SEED}, ..)", threshold(seed));
+            format!("cluster differential: {shards} shards, seed {seed} failed (replay: {replay})")
+        },
+    );
     eprintln!(
         "cluster differential, {shards} shards: {} planned ({} errors), {} splits moving {} entries; outcomes: {:?}",
         tally.planned, tally.planned_errors, tally.splits, tally.entries_moved, tally.outcomes
     );
     assert!(tally.splits > 1000, "{} splits", tally.splits);
-    let seen = |key: &str| tally.outcomes.get(key).copied().unwrap_or(0);
-    for op in ["Create", "Mkdir", "Link", "Unlink", "Rmdir", "Rename", "Readdir", "SetAttr", "SetXattr"] {
-        assert!(seen(&format!("{op} ok")) > 0, "{op} never succeeded: {:?}", tally.outcomes);
-    }
+    let outcomes = &tally.outcomes;
+    let ops = ["Create", "Mkdir", "Link", "Unlink", "Rmdir", "Rename", "Readdir", "SetAttr", "SetXattr"];
+    outcomes.assert_succeeded(&ops);
     // Operations in (or on) split directories, successes and errors.
-    for key in [
+    outcomes.assert_reached(&[
         "split Lookup ok",
         "split Lookup ENOENT",
         "split Lookup EACCES",
@@ -476,13 +296,15 @@ fn seeded_runs(shards: u16) -> Tally {
         "split SetAttr ok",
         "split Link ok",
         "teardown Rmdir of a split directory",
-    ] {
-        assert!(seen(key) > 0, "{key} never reached: {:?}", tally.outcomes);
-    }
-    for key in ["Rename EINVAL", "Rename ENOTEMPTY", "Rename EISDIR", "Rmdir ENOTEMPTY", "Unlink EISDIR", "Link EPERM"]
-    {
-        assert!(seen(key) > 0, "{key} never reached: {:?}", tally.outcomes);
-    }
+    ]);
+    outcomes.assert_reached(&[
+        "Rename EINVAL",
+        "Rename ENOTEMPTY",
+        "Rename EISDIR",
+        "Rmdir ENOTEMPTY",
+        "Unlink EISDIR",
+        "Link EPERM",
+    ]);
     tally
 }
 
@@ -502,8 +324,7 @@ fn check_planned(tally: &Tally) {
         tally.planned,
         tally.planned_errors
     );
-    let seen = |key: &str| tally.outcomes.get(key).copied().unwrap_or(0);
-    for key in [
+    tally.outcomes.assert_reached(&[
         "planned Mkdir ok",
         "planned Rmdir ok",
         "planned Link ok",
@@ -513,9 +334,7 @@ fn check_planned(tally: &Tally) {
         "planned Rename ENOTEMPTY",
         "planned Rmdir ENOTEMPTY",
         "planned Unlink EISDIR",
-    ] {
-        assert!(seen(key) > 0, "{key} never reached: {:?}", tally.outcomes);
-    }
+    ]);
 }
 
 #[test]

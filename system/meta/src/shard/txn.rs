@@ -26,10 +26,10 @@
 //! unknown transaction (an abort overtaking its prepare) writes the tombstone alone. A `Prepare` for
 //! a transaction with a tombstone is ignored (answered with the recorded outcome): without this a
 //! stale duplicated `Prepare` re-takes the intent after the commit (the bug the model found).
-//! Tombstones are dropped by [`ShardState::forget_tombstones`] (the coordinator piggybacks the ids of
-//! `Done` transactions on later messages) or once older than [`TOMBSTONE_TTL_NS`], a bound far beyond
-//! any message delay. [`ShardState::in_doubt`] lists intents held longer than
-//! [`RESOLVE_TIMEOUT_NS`], for which the participant sends `Query`.
+//! Tombstones are dropped by [`ShardState::forget_tombstones`] (meant for the coordinator to piggyback
+//! the ids of `Done` transactions on later messages; not wired yet) or once older than
+//! [`TOMBSTONE_TTL_NS`], a bound far beyond any message delay. [`ShardState::in_doubt`] lists intents
+//! held longer than [`RESOLVE_TIMEOUT_NS`], for which the participant sends `Query`.
 //!
 //! [`ShardState::on_message`] dispatches one [`Envelope`] to these commands and returns what to send.
 
@@ -45,8 +45,12 @@ use crate::Errno;
 pub const RESOLVE_TIMEOUT_NS: u64 = 2_000_000_000;
 /// How long a coordinator waits for votes before aborting (its leader proposes `prepare_timeout`).
 pub const PREPARE_TIMEOUT_NS: u64 = 5_000_000_000;
-/// How long a tombstone is kept at most.
-pub const TOMBSTONE_TTL_NS: u64 = 3_600_000_000_000;
+/// How long a tombstone is kept at most. A tombstone only has to outlive a duplicate `Prepare` of its
+/// transaction: a coordinator sends `Prepare` only while preparing (before any participant can hold a
+/// tombstone), so the duplicates that matter are late copies in the network, or a `Txn` command an old
+/// leader appended that a later leader commits: seconds, not minutes. Ten minutes bounds the table at
+/// (cross-shard transactions per second x 600) per shard.
+pub const TOMBSTONE_TTL_NS: u64 = 600_000_000_000;
 
 /// A transaction: its coordinator shard and a sequence number of that shard (never reused).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
