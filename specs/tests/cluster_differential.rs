@@ -55,38 +55,6 @@ impl Ids {
     }
 }
 
-/// `op` with every inode id passed through `f`.
-fn map_op(op: &MetaOp, f: impl Fn(InodeId) -> InodeId) -> MetaOp {
-    let mut op = op.clone();
-    match &mut op {
-        MetaOp::Lookup { parent, .. }
-        | MetaOp::Create { parent, .. }
-        | MetaOp::Mkdir { parent, .. }
-        | MetaOp::Mknod { parent, .. }
-        | MetaOp::Symlink { parent, .. }
-        | MetaOp::Unlink { parent, .. }
-        | MetaOp::Rmdir { parent, .. } => *parent = f(*parent),
-        MetaOp::GetAttr { ino }
-        | MetaOp::SetAttr { ino, .. }
-        | MetaOp::Readlink { ino }
-        | MetaOp::SetXattr { ino, .. }
-        | MetaOp::GetXattr { ino, .. }
-        | MetaOp::ListXattr { ino, .. }
-        | MetaOp::RemoveXattr { ino, .. }
-        | MetaOp::Truncate { ino, .. } => *ino = f(*ino),
-        MetaOp::Readdir { dir, .. } => *dir = f(*dir),
-        MetaOp::Link { ino, new_parent, .. } => {
-            *ino = f(*ino);
-            *new_parent = f(*new_parent);
-        }
-        MetaOp::Rename { parent, new_parent, .. } => {
-            *parent = f(*parent);
-            *new_parent = f(*new_parent);
-        }
-    }
-    op
-}
-
 /// `result` with every inode id passed through `f`.
 fn map_result(result: &MetaResult, f: impl Fn(InodeId) -> InodeId) -> MetaResult {
     let mut result = result.clone();
@@ -151,10 +119,10 @@ fn run(d: &mut DetRng, shards: u16, split_threshold: u32, ops: usize, tally: &mu
             root_half_the_time: true,
         }
         .op();
-        let expected = model.apply(&map_op(&op, |ino| ids.model(ino)), now);
+        let expected = model.apply(&op.map_inodes(|ino| ids.model(ino)), now);
         let planned_before = cluster.stats().planned;
         let first = std::cell::Cell::new(None);
-        map_op(&op, |ino| {
+        op.map_inodes(|ino| {
             first.set(first.get().or(Some(ino)));
             ino
         });
@@ -176,7 +144,7 @@ fn run(d: &mut DetRng, shards: u16, split_threshold: u32, ops: usize, tally: &mu
         let planned = cluster.stats().planned > planned_before;
         tally.note(&op, &got, planned, split);
         let beyond = std::cell::Cell::new(false);
-        map_op(&op, |ino| {
+        op.map_inodes(|ino| {
             beyond.set(beyond.get() || ino.shard() >= shards);
             ino
         });
@@ -203,7 +171,7 @@ fn teardown(cluster: &mut LocalCluster, model: &mut Namespace, ids: &Ids, mut no
     };
     let mut step = |cluster: &mut LocalCluster, op: MetaOp, split_child: bool| {
         now += 1;
-        let expected = model.apply(&map_op(&op, |ino| ids.model(ino)), now);
+        let expected = model.apply(&op.map_inodes(|ino| ids.model(ino)), now);
         let got = cluster.execute(&op, now);
         assert_eq!(map_result(&got, |ino| ids.model(ino)), expected, "teardown: {op:?}");
         assert_eq!(got, Ok(MetaReply::Done), "teardown: {op:?}");
