@@ -79,8 +79,8 @@ pub enum Next {
     Backoff { attempt: u32 },
     /// The operation's answer.
     Done(MetaResult),
-    /// [`ATTEMPTS_MAX`] attempts failed: report a timeout, never a POSIX error (the operation did not
-    /// take effect).
+    /// [`ATTEMPTS_MAX`] attempts met locked keys or stale plans: the operation did not take effect
+    /// (every attempt was refused). Reported as `ClientError::GaveUp`, never as a POSIX error.
     GiveUp,
 }
 
