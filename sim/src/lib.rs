@@ -16,6 +16,7 @@ pub mod meta_scale;
 pub mod meta_scenario;
 pub mod meta_support;
 pub mod net;
+pub mod outages;
 mod run;
 pub mod scenario;
 pub mod trace;

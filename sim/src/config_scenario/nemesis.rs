@@ -13,18 +13,18 @@ use super::leader_of;
 use super::setup::{CLIENTS, ConfigScenario};
 use crate::cluster::Cluster;
 use crate::env::SimClock;
+use crate::outages::Outages;
 
 pub struct Nemesis {
     rng: DetRng,
     s: Arc<ConfigScenario>,
-    down: BTreeMap<NodeId, MonoTime>,
-    heal_at: Option<MonoTime>,
+    outages: Outages,
     pub leader_kills: u64,
 }
 
 impl Nemesis {
     pub fn new(rng: DetRng, s: Arc<ConfigScenario>) -> Nemesis {
-        Nemesis { rng, s, down: BTreeMap::new(), heal_at: None, leader_kills: 0 }
+        Nemesis { rng, s, outages: Outages::default(), leader_kills: 0 }
     }
 
     pub async fn run(&mut self, cluster: &mut Cluster, views: &BTreeMap<NodeId, SharedView>, until: MonoTime) {
@@ -48,39 +48,26 @@ impl Nemesis {
 
     /// Undo everything: heal the network, restart every dead node.
     pub fn heal(&mut self, cluster: &mut Cluster) {
-        cluster.network().heal();
-        self.heal_at = None;
-        for (id, _) in std::mem::take(&mut self.down) {
-            cluster.restart(id);
-        }
+        self.outages.heal(cluster);
     }
 
     fn housekeeping(&mut self, cluster: &mut Cluster) {
-        let now = SimClock.now();
-        let due: Vec<NodeId> = self.down.iter().filter(|(_, at)| **at <= now).map(|(id, _)| *id).collect();
-        for id in due {
-            self.down.remove(&id);
-            cluster.restart(id);
-        }
-        if self.heal_at.is_some_and(|at| at <= now) {
-            cluster.network().heal();
-            self.heal_at = None;
-        }
+        self.outages.housekeeping(cluster);
     }
 
     fn members_down(&self) -> usize {
-        self.s.members.iter().filter(|m| self.down.contains_key(m)).count()
+        self.s.members.iter().filter(|m| self.outages.down.contains_key(m)).count()
     }
 
     fn may_kill(&self, id: NodeId) -> bool {
         let minority = (self.s.members.len() - 1) / 2;
-        !self.down.contains_key(&id) && (!self.s.members.contains(&id) || self.members_down() < minority)
+        !self.outages.down.contains_key(&id) && (!self.s.members.contains(&id) || self.members_down() < minority)
     }
 
     fn kill(&mut self, cluster: &mut Cluster, id: NodeId) {
         let downtime = Duration::from_millis(self.rng.range_inclusive(300, 8_000));
         cluster.kill(id);
-        self.down.insert(id, SimClock.now() + downtime);
+        self.outages.down.insert(id, SimClock.now() + downtime);
     }
 
     fn kill_random(&mut self, cluster: &mut Cluster) {
@@ -110,13 +97,13 @@ impl Nemesis {
             if self.rng.chance(1, 2) { a.push(id) } else { b.push(id) }
         }
         cluster.network().partition(&[a, b]);
-        self.heal_at = Some(self.partition_for());
+        self.outages.heal_at = Some(self.partition_for());
     }
 
     fn isolate_rack(&mut self, cluster: &mut Cluster) {
         let rack = self.rng.below(u64::from(self.s.racks)) as u32;
         cluster.network().isolate_rack(rack);
-        self.heal_at = Some(self.partition_for());
+        self.outages.heal_at = Some(self.partition_for());
     }
 
     fn asymmetric(&mut self, cluster: &mut Cluster) {
@@ -125,7 +112,7 @@ impl Nemesis {
         let to = m[self.rng.below(m.len() as u64) as usize];
         if from != to {
             cluster.network().cut(from, to);
-            self.heal_at = Some(self.partition_for());
+            self.outages.heal_at = Some(self.partition_for());
         }
     }
 }

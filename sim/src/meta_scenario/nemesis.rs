@@ -3,21 +3,19 @@
 //! single-node isolation and one-way cuts. Message loss and duplication are set on the fabric for the
 //! whole phase by the scenario.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use tessera_env::{Clock, DetRng, MonoTime, NodeId, Rng};
 
 use crate::cluster::Cluster;
 use crate::env::SimClock;
+use crate::outages::Outages;
 
 pub struct Nemesis {
     rng: DetRng,
     servers: Vec<NodeId>,
     clients: Vec<NodeId>,
-    /// Killed servers and when they come back.
-    down: BTreeMap<NodeId, MonoTime>,
-    heal_at: Option<MonoTime>,
+    outages: Outages,
     fault_interval_ms_max: u64,
     pub kills: u64,
     pub partitions: u64,
@@ -25,16 +23,7 @@ pub struct Nemesis {
 
 impl Nemesis {
     pub fn new(rng: DetRng, servers: Vec<NodeId>, clients: Vec<NodeId>, fault_interval_ms_max: u64) -> Nemesis {
-        Nemesis {
-            rng,
-            servers,
-            clients,
-            down: BTreeMap::new(),
-            heal_at: None,
-            fault_interval_ms_max,
-            kills: 0,
-            partitions: 0,
-        }
+        Nemesis { rng, servers, clients, outages: Outages::default(), fault_interval_ms_max, kills: 0, partitions: 0 }
     }
 
     /// Inject faults until `until`, or until `stop()` says the workload is done.
@@ -55,40 +44,27 @@ impl Nemesis {
 
     /// Undo everything: heal the network, restart every dead server.
     pub fn heal(&mut self, cluster: &mut Cluster) {
-        cluster.network().heal();
-        self.heal_at = None;
-        for (id, _) in std::mem::take(&mut self.down) {
-            cluster.restart(id);
-        }
+        self.outages.heal(cluster);
     }
 
     fn housekeeping(&mut self, cluster: &mut Cluster) {
-        let now = SimClock.now();
-        let due: Vec<NodeId> = self.down.iter().filter(|(_, at)| **at <= now).map(|(id, _)| *id).collect();
-        for id in due {
-            self.down.remove(&id);
-            cluster.restart(id);
-        }
-        if self.heal_at.is_some_and(|at| at <= now) {
-            cluster.network().heal();
-            self.heal_at = None;
-        }
+        self.outages.housekeeping(cluster);
     }
 
     fn kill_random(&mut self, cluster: &mut Cluster) {
-        if !self.down.is_empty() || self.servers.len() < 3 {
+        if !self.outages.down.is_empty() || self.servers.len() < 3 {
             return;
         }
         let id = self.servers[self.rng.below(self.servers.len() as u64) as usize];
         let downtime = Duration::from_millis(self.rng.range_inclusive(300, 6_000));
         cluster.kill(id);
         self.kills += 1;
-        self.down.insert(id, SimClock.now() + downtime);
+        self.outages.down.insert(id, SimClock.now() + downtime);
     }
 
     fn heal_later(&mut self) {
         self.partitions += 1;
-        self.heal_at = Some(SimClock.now() + Duration::from_millis(self.rng.range_inclusive(300, 5_000)));
+        self.outages.heal_at = Some(SimClock.now() + Duration::from_millis(self.rng.range_inclusive(300, 5_000)));
     }
 
     fn partition(&mut self, cluster: &mut Cluster) {
