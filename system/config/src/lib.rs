@@ -15,6 +15,7 @@ pub mod member;
 pub mod model;
 pub mod placement;
 pub mod runner;
+pub mod stripe;
 pub mod wire;
 
 pub use agent::NodeAgent;

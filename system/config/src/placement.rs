@@ -268,7 +268,7 @@ impl Cluster {
 }
 
 /// A fixed 64-bit mixer (splitmix64's finalizer): the deterministic stand-in for randomness.
-fn mix64(x: u64) -> u64 {
+pub(crate) fn mix64(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -276,6 +276,6 @@ fn mix64(x: u64) -> u64 {
 }
 
 /// A deterministic hash of a pair, for tie-breaks.
-fn hash2(a: u64, b: u64) -> u64 {
+pub(crate) fn hash2(a: u64, b: u64) -> u64 {
     mix64(mix64(a) ^ b.rotate_left(29))
 }
