@@ -19,6 +19,8 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use tessera_ec::{Codec, CodecKind, Geometry};
 
@@ -85,15 +87,7 @@ impl Stripe {
 
 /// Incompressible bytes (xorshift), different per seed.
 fn payload(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    common::xorshift_bytes(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1, len)
 }
 
 fn shard_label(shard_bytes: usize) -> String {
@@ -125,11 +119,6 @@ fn criterion_groups(c: &mut Criterion) {
     }
 }
 
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
-}
-
 /// Median GB/s per codec for one case, the codecs alternating round after round.
 fn paired_case(geometry: Geometry, shard_bytes: usize, op: Op) -> Vec<(CodecKind, f64)> {
     /// A codec, its stripe and its GB/s samples.
@@ -156,7 +145,7 @@ fn paired_case(geometry: Geometry, shard_bytes: usize, op: Op) -> Vec<(CodecKind
             }
         }
     }
-    sides.into_iter().map(|(kind, _, _, samples)| (kind, median(samples))).collect()
+    sides.into_iter().map(|(kind, _, _, mut samples)| (kind, common::median(&mut samples))).collect()
 }
 
 fn paired() {

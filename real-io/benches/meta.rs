@@ -25,6 +25,8 @@ use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tessera_meta::local::LocalCluster;
 use tessera_meta::{Credentials, InodeId, MetaOp, MetaReply};
@@ -127,10 +129,7 @@ struct Local {
 
 impl Local {
     fn new() -> Local {
-        let dir = match std::env::var_os("TESSERA_BENCH_DIR") {
-            Some(base) => tempfile::tempdir_in(base).expect("temp dir in TESSERA_BENCH_DIR"),
-            None => tempfile::tempdir().expect("temp dir"),
-        };
+        let dir = common::bench_dir();
         let path = dir.path().to_path_buf();
         Local { _dir: dir, path, next: 0 }
     }
@@ -237,7 +236,7 @@ fn paired(meta: &mut Meta, local: &mut Local, meta_files: &[MetaFile], local_fil
         rounds[1][1].push(timed(|| Local::stat(local_files, PAIRED_BATCH)));
     }
     for (name, [tessera, localfs]) in ["create", "stat", "unlink"].iter().zip(rounds.iter_mut()) {
-        let (t, l) = (median(tessera), median(localfs));
+        let (t, l) = (common::median(tessera), common::median(localfs));
         let rate = |d: Duration| PAIRED_BATCH as f64 / d.as_secs_f64();
         println!(
             "paired: {name}: tessera {:.0} ops/s, localfs {:.0} ops/s, tessera/localfs {:.2}x",
@@ -246,11 +245,6 @@ fn paired(meta: &mut Meta, local: &mut Local, meta_files: &[MetaFile], local_fil
             rate(t) / rate(l)
         );
     }
-}
-
-fn median(samples: &mut [Duration]) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
 }
 
 criterion_group! {

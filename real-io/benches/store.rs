@@ -25,6 +25,8 @@ use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use futures::executor::block_on;
 use tessera_env::Disk;
@@ -49,10 +51,7 @@ struct Bench {
 
 impl Bench {
     fn new() -> Bench {
-        let dir = match std::env::var_os("TESSERA_BENCH_DIR") {
-            Some(base) => tempfile::tempdir_in(base).expect("temp dir in TESSERA_BENCH_DIR"),
-            None => tempfile::tempdir().expect("temp dir"),
-        };
+        let dir = common::bench_dir();
         let path = dir.path().join("bench.disk");
         let disk = FileDisk::create(&path, DEVICE_BYTES).expect("create bench disk");
         eprintln!("bench disk {} ({} MiB), O_DIRECT: {}", path.display(), DEVICE_BYTES >> 20, disk.is_direct());
@@ -74,15 +73,7 @@ impl Bench {
 
 /// Incompressible bytes (xorshift), different per seed.
 fn payload(seed: u8, len: usize) -> Vec<u8> {
-    let mut x = u64::from(seed) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    common::xorshift_bytes(u64::from(seed) | 1, len)
 }
 
 /// `len` bytes of `payload` at a 4 KiB-aligned address inside `backing`.
@@ -198,7 +189,7 @@ fn read_group(c: &mut Criterion, bench: &Bench) {
 fn flush_latency(bench: &Bench) -> Duration {
     let disk = bench.disk();
     let block = payload(9, 4096);
-    let samples = (0..64)
+    let mut samples: Vec<Duration> = (0..64)
         .map(|i| {
             let start = Instant::now();
             block_on(disk.write(DEVICE_BYTES - 4096 * (i + 1), &block)).unwrap();
@@ -206,12 +197,7 @@ fn flush_latency(bench: &Bench) -> Duration {
             start.elapsed()
         })
         .collect();
-    median(samples)
-}
-
-fn median(mut xs: Vec<Duration>) -> Duration {
-    xs.sort();
-    xs[xs.len() / 2]
+    common::median(&mut samples)
 }
 
 /// The headline ratio, measured robustly on a shared machine: raw, batch-8 store and per-extent store
@@ -232,7 +218,11 @@ fn paired_ratio(bench: &Bench) {
     let flush_after = flush_latency(bench);
     println!("paired: 4 KiB write + flush median latency {flush_before:?} before, {flush_after:?} after");
     let gib_per_s = |d: Duration| TOTAL_BYTES as f64 / f64::from(1u32 << 30) / d.as_secs_f64();
-    let (raw, batch8, each) = (gib_per_s(median(raw)), gib_per_s(median(batch8)), gib_per_s(median(each)));
+    let (raw, batch8, each) = (
+        gib_per_s(common::median(&mut raw)),
+        gib_per_s(common::median(&mut batch8)),
+        gib_per_s(common::median(&mut each)),
+    );
     println!("paired ({ROUNDS} alternating rounds, medians): raw_1MiB_then_flush {raw:.2} GiB/s");
     println!("paired: store_write_extents_batch8 {batch8:.2} GiB/s = {:.2} x raw", batch8 / raw);
     println!("paired: store_write_extent_each {each:.2} GiB/s = {:.2} x raw", each / raw);
