@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::future::{Either, select};
 use tessera_config::placement::{self, PlacementNode};
 use tessera_env::{Clock, DetRng, Net, NodeId, Rng};
 use tessera_meta::exec::{ReqId, ShardAnswer, ShardCall};
@@ -701,7 +700,7 @@ impl MetaClient {
             let attempt_end = SimClock.now() + self.attempt_timeout;
             loop {
                 let wait = attempt_end.saturating_since(SimClock.now());
-                let Some(Ok((from, bytes))) = recv_or_sleep(&self.net, wait).await else {
+                let Some(Ok((from, bytes))) = tessera_env::recv_or_sleep(&self.net, &SimClock, wait).await else {
                     self.guesses.remove(&shard);
                     break;
                 };
@@ -727,14 +726,5 @@ impl MetaClient {
             }
         }
         None
-    }
-}
-
-async fn recv_or_sleep(net: &SimNet, wait: Duration) -> Option<Result<(NodeId, Vec<u8>), tessera_env::NetError>> {
-    let recv = std::pin::pin!(net.recv());
-    let sleep = std::pin::pin!(SimClock.sleep(wait));
-    match select(recv, sleep).await {
-        Either::Left((message, _)) => Some(message),
-        Either::Right(_) => None,
     }
 }

@@ -9,8 +9,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::future::{Either, select};
-use tessera_env::{Clock, Disk, MonoTime, Net, NetError, NodeId};
+use tessera_env::{Clock, Disk, MonoTime, Net, NetError, NodeId, recv_or_sleep};
 use tessera_raft::{RaftLogError, RaftLogStore, RaftStatus};
 
 use crate::agent::NodeAgent;
@@ -184,20 +183,5 @@ pub async fn submit<C: Clock, N: Net>(
             client.handle(from, &msg, now);
         }
         client.tick(now);
-    }
-}
-
-/// The next message, or `None` once `wait` has passed without one. Cancel-safe: a message is taken off
-/// the endpoint only when it is returned.
-async fn recv_or_sleep<C: Clock, N: Net>(
-    net: &N,
-    clock: &C,
-    wait: Duration,
-) -> Option<Result<(NodeId, Vec<u8>), NetError>> {
-    let recv = std::pin::pin!(net.recv());
-    let sleep = std::pin::pin!(clock.sleep(wait));
-    match select(recv, sleep).await {
-        Either::Left((msg, _)) => Some(msg),
-        Either::Right(_) => None,
     }
 }

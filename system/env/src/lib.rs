@@ -11,6 +11,7 @@
 mod clock;
 mod disk;
 mod net;
+mod recv;
 mod rng;
 mod spawn;
 
@@ -20,5 +21,6 @@ pub mod conformance;
 pub use clock::{Clock, MonoTime, WallClock};
 pub use disk::{Disk, DiskError, SECTOR_SIZE_BYTES, check_io_range};
 pub use net::{MAX_MESSAGE_BYTES, Net, NetError, NodeId};
+pub use recv::{recv_or_sleep, try_recv};
 pub use rng::{DetRng, Rng};
 pub use spawn::{BoxTask, Spawn};

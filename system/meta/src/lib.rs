@@ -14,7 +14,6 @@ pub mod exec;
 pub mod host;
 pub mod local;
 pub mod name;
-mod recv;
 pub mod shard;
 pub mod wire;
 

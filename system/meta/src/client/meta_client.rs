@@ -9,9 +9,9 @@ use crate::client::config::{ClientConfig, ClientConfigError};
 use crate::client::directory::{DirectoryError, ShardDirectory};
 use crate::client::router::{CallEvent, Router};
 use crate::exec::{Next, OpDriver, ShardAnswer, ShardCall};
-use crate::recv::recv_or_sleep;
 use crate::wire::MetaMessage;
 use crate::{InodeId, MetaOp, MetaResult};
+use tessera_env::recv_or_sleep;
 
 /// Called with the newer shard-map epoch a shard reported; returns the newer directory if the caller
 /// has one at hand (e.g. from the node's config cache), `None` otherwise (the client keeps routing

@@ -12,9 +12,9 @@ use super::replica::ShardReplica;
 use super::route::TxnRouter;
 use super::{EpochMap, GroupView, HostConfig, HostEnv, HostError, HostSetup, SharedHostView, SharedShardMap};
 use crate::exec::{ReqId, ShardCall};
-use crate::recv::{recv_or_sleep, try_recv};
 use crate::shard::Envelope;
 use crate::wire::MetaMessage;
+use tessera_env::{recv_or_sleep, try_recv};
 
 /// Rounds of local envelope delivery (shard to shard on this node) per drive; the rest waits for the
 /// next round.
