@@ -117,6 +117,8 @@ fn run(d: &mut DetRng, shards: u16, split_threshold: u32, ops: usize, tally: &mu
             cookies: &cookies,
             stale_in_any_shard: true,
             root_half_the_time: true,
+            content_ops: false,
+            stripe_seq: 0,
         }
         .op();
         let expected = model.apply(&op.map_inodes(|ino| ids.model(ino)), now);

@@ -37,6 +37,8 @@ fn run(d: &mut impl Draw, ops: usize, tally: &mut Outcomes) {
             cookies: &cookies,
             stale_in_any_shard: false,
             root_half_the_time: false,
+            content_ops: true,
+            stripe_seq: step as u64,
         }
         .op();
         let expected = model.apply(&op, now);
@@ -64,6 +66,8 @@ fn compare_final(shard: &mut ShardState, model: &mut Namespace, now: u64) {
         let ino = InodeId::new(0, counter);
         let op = MetaOp::GetAttr { ino };
         assert_eq!(shard.apply(&op, now).unwrap(), model.apply(&op, now), "{ino:?}");
+        let map = MetaOp::ReadMap { ino, offset: 0, len: u64::MAX };
+        assert_eq!(shard.apply(&map, now).unwrap(), model.apply(&map, now), "content of {ino:?}");
         let listing =
             MetaOp::Readdir { dir: ino, cookie: READDIR_START, max_entries: u32::MAX, creds: Credentials::root() };
         assert_eq!(shard.apply(&listing, now).unwrap(), model.apply(&listing, now), "listing of {ino:?}");
@@ -105,6 +109,10 @@ fn seeded_runs_match_the_model() {
         "ListXattr",
         "RemoveXattr",
         "Truncate",
+        "Write",
+        "ReadMap",
+        "GetStripe",
+        "MoveChunk",
     ]);
     tally.assert_reached(&[
         "Rename ENOTEMPTY",
@@ -124,6 +132,11 @@ fn seeded_runs_match_the_model() {
         "Truncate EFBIG",
         "GetAttr ESTALE",
         "Readdir EINVAL",
+        "Write EFBIG",
+        "Write EINVAL",
+        "Write EISDIR",
+        "Write EACCES",
+        "MoveChunk EAGAIN",
     ]);
 }
 

@@ -19,7 +19,10 @@ impl Namespace {
         let attr = &self.inode(ino)?.attr;
         check_setattr(attr, set, creds)?;
         let new = apply_setattr(attr, set, creds, now_ns);
-        self.inode_mut(ino).attr = new.clone();
+        let inode = self.inode_mut(ino);
+        // Shrinking cuts the content; growing adds a hole.
+        inode.content.truncate(new.size.min(inode.attr.size));
+        inode.attr = new.clone();
         Ok(MetaReply::Attr(new))
     }
 

@@ -53,7 +53,7 @@ impl Namespace {
             (FileType::Symlink, Some(target)) => Body::Symlink(target.to_string()),
             _ => Body::Other,
         };
-        self.insert_inode(Inode { attr: attr.clone(), body, xattrs: BTreeMap::new() });
+        self.insert_inode(Inode { attr: attr.clone(), body, xattrs: BTreeMap::new(), content: Default::default() });
         self.dir_mut(parent).insert(cookie, Slot { name: name.to_string(), ino, kind });
         let parent_attr = &mut self.inode_mut(parent).attr;
         parent_attr.size += 1;

@@ -18,9 +18,11 @@
 //! - directories: nlink is 2 + subdirectories, size is the number of entries (as CephFS reports),
 //!   readdir omits `.` and `..` (the client adds them) and lists in cookie order;
 //! - times: the caller passes `now_ns`; reads never change atime (as with `noatime`);
-//! - there are no open files: an inode is freed when its last entry goes.
+//! - there are no open files: an inode is freed when its last entry goes;
+//! - file contents: see `content` (the shard-addressed data-path operations get fixed replies).
 
 mod attrs;
+mod content;
 mod dir;
 mod entries;
 mod namespace;

@@ -7,6 +7,8 @@ use tessera_meta::{
     cookie_matches, validate_name,
 };
 
+use tessera_meta::content::FileContent;
+
 use super::dir::Dir;
 use super::perm::{MAY_EXEC, permission};
 
@@ -26,6 +28,8 @@ pub(super) struct Inode {
     pub(super) attr: Attr,
     pub(super) body: Body,
     pub(super) xattrs: BTreeMap<String, Vec<u8>>,
+    /// A regular file's bytes; empty for every other type.
+    pub(super) content: FileContent,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -53,12 +57,20 @@ impl Namespace {
             ctime_ns: now_ns,
             rdev: 0,
         };
-        let root = Inode { attr, body: Body::Dir(Dir::new(InodeId::ROOT)), xattrs: BTreeMap::new() };
+        let root = Inode {
+            attr,
+            body: Body::Dir(Dir::new(InodeId::ROOT)),
+            xattrs: BTreeMap::new(),
+            content: FileContent::default(),
+        };
         Namespace { inodes: BTreeMap::from([(InodeId::ROOT, root)]), next_counter: InodeId::ROOT.counter() + 1 }
     }
 
     /// Apply one operation at wall-clock time `now_ns`. A failed operation changes nothing.
     pub fn apply(&mut self, op: &MetaOp, now_ns: u64) -> MetaResult {
+        if let Some(result) = self.apply_content(op, now_ns) {
+            return result;
+        }
         match op {
             MetaOp::Lookup { parent, name, creds } => self.lookup(*parent, name, creds),
             MetaOp::GetAttr { ino } => Ok(MetaReply::Attr(self.inode(*ino)?.attr.clone())),
@@ -91,6 +103,13 @@ impl Namespace {
             MetaOp::ListXattr { ino, creds } => self.list_xattr(*ino, creds),
             MetaOp::RemoveXattr { ino, name, creds } => self.remove_xattr(*ino, name, creds, now_ns),
             MetaOp::Truncate { ino, size, creds } => self.truncate(*ino, *size, creds, now_ns),
+            MetaOp::Write { .. }
+            | MetaOp::ReadMap { .. }
+            | MetaOp::GetStripe { .. }
+            | MetaOp::MoveChunk { .. }
+            | MetaOp::ScanStripes { .. }
+            | MetaOp::TakeGarbage { .. }
+            | MetaOp::ReleaseGarbage { .. } => unreachable!("answered by apply_content"),
         }
     }
 
@@ -290,5 +309,8 @@ fn check_inode(ino: InodeId, inode: &Inode, next_counter: u64) -> Result<(), Str
             return Err(format!("inode {ino:?} has a bad xattr {name:?}"));
         }
     }
-    Ok(())
+    if attr.kind != FileType::Regular && !inode.content.is_empty() {
+        return Err(format!("inode {ino:?} of type {:?} has content", attr.kind));
+    }
+    inode.content.check(attr.size).map_err(|e| format!("inode {ino:?}: {e}"))
 }

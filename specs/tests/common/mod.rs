@@ -8,7 +8,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use tessera_env::{DetRng, Rng};
+use tessera_env::{DetRng, NodeId, Rng};
+use tessera_meta::content::{INLINE_LEN_MAX_BYTES, NewExtent, StripeId, StripeLayout, StripeRef, WriteData};
 use tessera_meta::{
     Credentials, FILE_SIZE_MAX_BYTES, FileType, InodeId, MODE_STICKY, MetaOp, MetaResult, READDIR_START,
     SYMLINK_TARGET_LEN_MAX_BYTES, SetAttr, SetTime, XATTR_VALUE_LEN_MAX_BYTES, XattrFlags,
@@ -84,6 +85,11 @@ pub struct Gen<'a, D: Draw> {
     /// Whether the credentials are root half the time (a draw more), so more operations get past the
     /// permission checks to the cross-shard parts, rather than any user alike.
     pub root_half_the_time: bool,
+    /// Whether file-content operations (`Write`, `ReadMap`, `GetStripe`, `MoveChunk`) are drawn too
+    /// (a draw more); their stripes get ids `StripeId::new(1, stripe_seq * 4 + k)`, fresh at every
+    /// step (a shard refuses a stripe id it queued as garbage; the model knows no garbage).
+    pub content_ops: bool,
+    pub stripe_seq: u64,
 }
 
 impl<D: Draw> Gen<'_, D> {
@@ -162,8 +168,63 @@ impl<D: Draw> Gen<'_, D> {
         if self.d.one_in(50) { vec![7; XATTR_VALUE_LEN_MAX_BYTES + 1] } else { vec![1; self.d.pick(4) as usize] }
     }
 
+    fn stripe(&mut self, k: u64) -> StripeRef {
+        StripeRef {
+            id: StripeId::new(1, self.stripe_seq * 4 + k),
+            layout: StripeLayout::Replicated { copies: 2 },
+            chunk_len_bytes: 4096,
+            data_len_bytes: 4096,
+            nodes: vec![NodeId(1), NodeId(2)],
+        }
+    }
+
+    /// A recent step's stripe id, now and then one in use.
+    fn old_stripe(&mut self) -> StripeId {
+        let back = if self.d.one_in(2) { self.d.pick(4) * 4 + self.d.pick(3) } else { self.d.pick(200) };
+        StripeId::new(1, (self.stripe_seq * 4).saturating_sub(back))
+    }
+
+    fn content_op(&mut self, creds: Credentials) -> MetaOp {
+        let ino = self.ino();
+        match self.d.pick(6) {
+            0 | 1 => {
+                let offset = choose(self.d, &[0, 7, 100, INLINE_LEN_MAX_BYTES - 3]);
+                let bytes = vec![1 + self.d.pick(255) as u8; self.d.pick(12) as usize];
+                MetaOp::Write { ino, offset, data: WriteData::Inline(bytes), creds }
+            }
+            2 | 3 => {
+                let mut at = if self.d.one_in(30) { FILE_SIZE_MAX_BYTES - 5 } else { self.d.pick(150) };
+                let mut extents = Vec::new();
+                for k in 0..1 + self.d.pick(3) {
+                    let len_bytes = 1 + self.d.pick(40);
+                    let stripe = self.stripe(k);
+                    let stripe_offset_bytes = if self.d.one_in(40) { 4090 } else { self.d.pick(100) };
+                    extents.push(NewExtent { file_offset: at, len_bytes, stripe, stripe_offset_bytes });
+                    // Now and then overlapping: EINVAL.
+                    at += if self.d.one_in(20) { 0 } else { len_bytes + self.d.pick(30) };
+                }
+                MetaOp::Write { ino, offset: extents[0].file_offset, data: WriteData::Extents(extents), creds }
+            }
+            4 => {
+                let (offset, len) = (self.d.pick(200), self.d.pick(200));
+                if self.d.one_in(2) {
+                    MetaOp::ReadMap { ino, offset, len }
+                } else {
+                    MetaOp::GetStripe { ino, stripe: self.old_stripe() }
+                }
+            }
+            _ => {
+                let (stripe, index) = (self.old_stripe(), self.d.pick(3) as u8);
+                MetaOp::MoveChunk { ino, stripe, index, from: NodeId(1 + self.d.pick(2)), to: NodeId(9) }
+            }
+        }
+    }
+
     pub fn op(&mut self) -> MetaOp {
         let creds = self.creds();
+        if self.content_ops && self.d.one_in(5) {
+            return self.content_op(creds);
+        }
         match self.d.pick(22) {
             0 => MetaOp::Lookup { parent: self.dir(), name: self.name(), creds },
             1 => MetaOp::GetAttr { ino: self.ino() },

@@ -16,6 +16,9 @@
 //! object is a directory), and may change ownership.
 
 use serde::{Deserialize, Serialize};
+use tessera_env::NodeId;
+
+use crate::content::{FileMap, StripeId, StripeRef, WriteData};
 
 /// Longest name of one directory entry, in bytes (Linux `NAME_MAX`).
 pub const NAME_LEN_MAX_BYTES: usize = 255;
@@ -223,6 +226,32 @@ pub enum MetaOp {
     /// Set a regular file's size (`truncate(2)`): the same checks as `SetAttr` with only a size.
     /// Reply: `Attr`.
     Truncate { ino: InodeId, size: u64, creds: Credentials },
+    /// Write a regular file's content (docs/design/data-path.md, "File contents in metadata"): the
+    /// type (EISDIR, EINVAL), write permission as truncate needs (EACCES), the data
+    /// ([`crate::content::check_write`]: EINVAL, EFBIG; an extent naming a stripe in the shard's
+    /// garbage queue is EINVAL). Size becomes `max(size, end)`; mtime and ctime are stamped (an empty
+    /// inline write changes nothing). For `Extents`, `offset` is the first extent's `file_offset`.
+    /// Reply: `Attr`.
+    Write { ino: InodeId, offset: u64, data: WriteData, creds: Credentials },
+    /// Where a regular file's bytes `[offset, offset + len)` are (EISDIR for a directory, EINVAL for
+    /// another type). Reply: `FileMap`.
+    ReadMap { ino: InodeId, offset: u64, len: u64 },
+    /// The stripe `stripe` as inode `ino` references it (ENOENT if it does not). Reply: `Stripe`.
+    GetStripe { ino: InodeId, stripe: StripeId },
+    /// Chunk `index` of `stripe` moved from node `from` to `to` (rebuild): ESTALE if the inode is
+    /// gone, ENOENT if it no longer references the stripe, EINVAL if the stripe has no chunk `index`,
+    /// EAGAIN if the chunk is not on `from`. Reply: `Done`.
+    MoveChunk { ino: InodeId, stripe: StripeId, index: u8, from: NodeId, to: NodeId },
+    /// Up to `max` (at most [`crate::content::STRIPES_PAGE_MAX`]) stripes referenced by shard
+    /// `shard`'s inodes, in `(ino, stripe id)` order, after `after`; EINVAL if `max` is 0. Reply:
+    /// `Stripes`.
+    ScanStripes { shard: u16, after: Option<(InodeId, StripeId)>, max: u32 },
+    /// Up to `max` (at most [`crate::content::STRIPES_PAGE_MAX`]) entries of shard `shard`'s garbage
+    /// queue, oldest first, not removed; EINVAL if `max` is 0. Reply: `Garbage`.
+    TakeGarbage { shard: u16, max: u32 },
+    /// Remove entries of shard `shard`'s garbage queue (unknown sequence numbers are ignored). Reply:
+    /// `Done`.
+    ReleaseGarbage { shard: u16, seqs: Vec<u64> },
 }
 
 impl MetaOp {
@@ -236,11 +265,27 @@ impl MetaOp {
                 | MetaOp::Readdir { .. }
                 | MetaOp::GetXattr { .. }
                 | MetaOp::ListXattr { .. }
+                | MetaOp::ReadMap { .. }
+                | MetaOp::GetStripe { .. }
+                | MetaOp::ScanStripes { .. }
+                | MetaOp::TakeGarbage { .. }
         )
     }
 
+    /// The shard a shard-addressed operation (`ScanStripes`, `TakeGarbage`, `ReleaseGarbage`) goes
+    /// to; `None` for the others, which name inodes.
+    pub fn target_shard(&self) -> Option<u16> {
+        match self {
+            MetaOp::ScanStripes { shard, .. }
+            | MetaOp::TakeGarbage { shard, .. }
+            | MetaOp::ReleaseGarbage { shard, .. } => Some(*shard),
+            _ => None,
+        }
+    }
+
     /// The inode ids the operation names, in order (the one whose shard is the operation's home
-    /// first).
+    /// first). Shard-addressed operations name none (except `after` of a `ScanStripes`, which is a
+    /// position, not a key: not listed).
     pub fn inodes(&self) -> Vec<InodeId> {
         let mut op = self.clone();
         op.inode_fields().into_iter().map(|ino| *ino).collect()
@@ -271,10 +316,15 @@ impl MetaOp {
             | MetaOp::GetXattr { ino, .. }
             | MetaOp::ListXattr { ino, .. }
             | MetaOp::RemoveXattr { ino, .. }
-            | MetaOp::Truncate { ino, .. } => vec![ino],
+            | MetaOp::Truncate { ino, .. }
+            | MetaOp::Write { ino, .. }
+            | MetaOp::ReadMap { ino, .. }
+            | MetaOp::GetStripe { ino, .. }
+            | MetaOp::MoveChunk { ino, .. } => vec![ino],
             MetaOp::Readdir { dir, .. } => vec![dir],
             MetaOp::Link { ino, new_parent, .. } => vec![ino, new_parent],
             MetaOp::Rename { parent, new_parent, .. } => vec![parent, new_parent],
+            MetaOp::ScanStripes { .. } | MetaOp::TakeGarbage { .. } | MetaOp::ReleaseGarbage { .. } => vec![],
         }
     }
 }
@@ -308,6 +358,15 @@ pub enum MetaReply {
     XattrNames(Vec<String>),
     /// Success with nothing to return.
     Done,
+    /// Where a range of a file's bytes are.
+    FileMap(FileMap),
+    /// One stripe as an inode references it.
+    Stripe(StripeRef),
+    /// A page of the stripes a shard's inodes reference; `next` is the position to resume after
+    /// (`None`: the scan is complete).
+    Stripes { stripes: Vec<(InodeId, StripeRef)>, next: Option<(InodeId, StripeId)> },
+    /// Entries of a shard's garbage queue: (sequence number, stripe), oldest first.
+    Garbage(Vec<(u64, StripeRef)>),
 }
 
 /// The outcome of one metadata operation.
@@ -345,5 +404,17 @@ mod tests {
         assert!(MetaOp::GetAttr { ino: InodeId::ROOT }.is_read_only());
         let unlink = MetaOp::Unlink { parent: InodeId::ROOT, name: "a".into(), creds: Credentials::root() };
         assert!(!unlink.is_read_only());
+        assert!(MetaOp::ReadMap { ino: InodeId::ROOT, offset: 0, len: 1 }.is_read_only());
+        assert!(MetaOp::TakeGarbage { shard: 3, max: 1 }.is_read_only());
+        assert!(!MetaOp::ReleaseGarbage { shard: 3, seqs: vec![] }.is_read_only());
+        let write = MetaOp::Write {
+            ino: InodeId::ROOT,
+            offset: 0,
+            data: WriteData::Inline(vec![]),
+            creds: Credentials::root(),
+        };
+        assert!(!write.is_read_only());
+        assert_eq!(MetaOp::ScanStripes { shard: 3, after: None, max: 1 }.target_shard(), Some(3));
+        assert_eq!(write.target_shard(), None);
     }
 }

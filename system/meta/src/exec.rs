@@ -157,7 +157,10 @@ impl OpDriver {
     fn start(&mut self) {
         self.hops = 0;
         let home = home_shard(&self.op);
-        if home < self.shard_count {
+        if self.op.target_shard().is_some() && home >= self.shard_count {
+            // A shard-addressed op for a shard beyond the cluster: nothing to plan.
+            self.state = State::Done(Err(Errno::EINVAL));
+        } else if home < self.shard_count {
             self.state = State::Send(home, ShardCall::Apply { op: self.op.clone() });
         } else {
             self.start_planning();
@@ -229,6 +232,7 @@ impl OpDriver {
     /// The op needs other shards: read the keys it names (and those the last plan needed), one call
     /// per shard, then plan.
     fn start_planning(&mut self) {
+        assert!(self.op.target_shard().is_none(), "shard-addressed {:?} answered NotLocal by its shard", self.op);
         self.fetched.clear();
         self.reads = 0;
         for key in crate::shard::plan::named_keys(&self.op) {

@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod client;
+pub mod content;
 pub mod errno;
 pub mod exec;
 pub mod host;

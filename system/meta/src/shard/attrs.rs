@@ -11,7 +11,8 @@ use super::perm::{WRITE, check_access, chown_strips_setgid, is_owner_or_root};
 use super::store::Store;
 
 /// Check every change (see [`permit`]), then apply all (see [`changed`]); reply with the result. A
-/// directory's new mode or owner is copied to the shards of its partitions.
+/// directory's new mode or owner is copied to the shards of its partitions; a file's shrinking cuts
+/// its content (the stripes it no longer references become garbage).
 pub(super) fn setattr<S: Store>(
     s: &mut S,
     ino: InodeId,
@@ -24,6 +25,11 @@ pub(super) fn setattr<S: Store>(
     let new = changed(attr, set, creds, now);
     if new.kind == FileType::Directory && DirAccess::of(&new) != DirAccess::of(attr) {
         s.access_copies(ino)?;
+    }
+    if let Some(size) = set.size
+        && size < attr.size
+    {
+        s.edit_content(ino, |content| content.truncate(size));
     }
     s.inode_mut(ino).attr = new.clone();
     Ok(MetaReply::Attr(new))

@@ -69,6 +69,7 @@ pub(super) fn make_node<S: Store>(
         parent: is_dir.then_some(parent),
         symlink_target: node.target.map(str::to_string),
         xattrs: BTreeMap::new(),
+        content: crate::content::FileContent::default(),
     };
     s.insert_inode(record);
     s.insert_entry(parent, cookie, EntryRecord { name: name.to_string(), ino, kind: node.kind });

@@ -5,9 +5,10 @@
 //! and the agreement of partition records between shards are the cross-shard checker's business
 //! (`crate::local::check_shards`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
+use crate::content::StripeId;
 use crate::{FileType, InodeId, MODE_MASK, XATTR_VALUE_LEN_MAX_BYTES, cookie_matches, validate_name};
 
 use super::partition::{Owner, PartitionId};
@@ -25,6 +26,7 @@ impl ShardState {
         self.check_name_index()?;
         self.check_partitions()?;
         self.check_txn_invariants()?;
+        self.check_garbage()?;
         let mut named: BTreeMap<InodeId, u32> = BTreeMap::new();
         let mut per_dir: BTreeMap<InodeId, (u64, u32)> = BTreeMap::new();
         for (&(dir, cookie), entry) in &self.entries {
@@ -182,6 +184,24 @@ impl ShardState {
         for (name, value) in &record.xattrs {
             if xattr::space_of(name).is_err() || value.len() > XATTR_VALUE_LEN_MAX_BYTES {
                 return Err(format!("inode {ino:?} has a bad xattr {name:?}"));
+            }
+        }
+        if attr.kind != FileType::Regular && !record.content.is_empty() {
+            return Err(format!("inode {ino:?} of type {:?} has content", attr.kind));
+        }
+        record.content.check(attr.size).map_err(|e| format!("inode {ino:?}: {e}"))
+    }
+
+    /// Every garbage entry is below the next sequence number, and no inode here references a stripe
+    /// in the queue (the reclaimer may free it at any time).
+    fn check_garbage(&self) -> Result<(), String> {
+        if self.garbage.keys().next_back().is_some_and(|&seq| seq >= self.next_garbage_seq) {
+            return Err(format!("garbage sequence numbers reach the next one, {}", self.next_garbage_seq));
+        }
+        let queued: BTreeSet<StripeId> = self.garbage.values().map(|s| s.id).collect();
+        for (ino, record) in &self.inodes {
+            if let Some(id) = record.content.stripe_ids().intersection(&queued).next() {
+                return Err(format!("inode {ino:?} references stripe {id:?}, which is garbage"));
             }
         }
         Ok(())

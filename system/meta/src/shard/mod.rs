@@ -41,6 +41,7 @@
 mod attrs;
 mod create;
 mod entries;
+mod file;
 mod invariants;
 mod ops;
 mod partition;
@@ -57,6 +58,8 @@ mod view;
 mod xattr;
 
 #[cfg(test)]
+mod file_tests;
+#[cfg(test)]
 mod plan_tests;
 #[cfg(test)]
 mod split_tests;
@@ -69,6 +72,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::content::{FileContent, StripeRef};
 use crate::{Attr, Errno, FileType, InodeId, MetaOp, MetaResult};
 
 use partition::Partitions;
@@ -131,6 +135,11 @@ pub struct ShardState {
     parts: Partitions,
     /// Cross-shard transactions: coordinator records, intents, locks, tombstones (see `txn`).
     txn: TxnTables,
+    /// Stripes no inode of this shard references any more, by sequence number, until the reclaimer
+    /// releases them (see `file`).
+    garbage: BTreeMap<u64, StripeRef>,
+    /// The sequence number of the next garbage entry; never reused.
+    next_garbage_seq: u64,
 }
 
 impl ShardState {
@@ -149,6 +158,8 @@ impl ShardState {
             entry_names: BTreeMap::new(),
             parts: Partitions::new(SPLIT_THRESHOLD_DEFAULT),
             txn: TxnTables::default(),
+            garbage: BTreeMap::new(),
+            next_garbage_seq: 0,
         };
         if let Some((ino, now_ns)) = root {
             assert_eq!(ino.shard(), shard, "the root {ino:?} belongs to another shard than {shard}");
@@ -165,7 +176,13 @@ impl ShardState {
                 ctime_ns: now_ns,
                 rdev: 0,
             };
-            let record = InodeRecord { attr, parent: Some(ino), symlink_target: None, xattrs: BTreeMap::new() };
+            let record = InodeRecord {
+                attr,
+                parent: Some(ino),
+                symlink_target: None,
+                xattrs: BTreeMap::new(),
+                content: FileContent::default(),
+            };
             state.inodes.insert(ino, record);
             state.root = Some(ino);
             state.next_counter = ino.counter() + 1;
@@ -229,6 +246,14 @@ impl ShardState {
     /// nothing was changed. An operation reading a key a cross-shard transaction has locked is
     /// answered `Ok(Err(EAGAIN))` (the client retries), changing nothing.
     pub fn apply(&mut self, op: &MetaOp, now_ns: u64) -> Result<MetaResult, NotLocal> {
+        if let Some(shard) = op.target_shard()
+            && shard != self.shard
+        {
+            return Err(NotLocal { shards: vec![shard] });
+        }
+        if let Some(result) = self.apply_shard_op(op) {
+            return Ok(result);
+        }
         let named: BTreeSet<u16> =
             ops::named_inodes(op).iter().map(|ino| ino.shard()).filter(|&s| s != self.shard).collect();
         if !named.is_empty() && !self.serves_lookup(op) {

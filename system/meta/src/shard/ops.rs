@@ -8,7 +8,7 @@ use super::entries::{lookup, readdir};
 use super::plan::ReadKey;
 use super::store::Store;
 use super::xattr::{get_xattr, list_xattr, remove_xattr, set_xattr};
-use super::{Halt, Step, attrs, remove, rename};
+use super::{Halt, Step, attrs, file, remove, rename};
 use crate::Errno;
 
 /// Run `op` at time `now` over `s`: the reply, or why it stopped (a POSIX error changes nothing).
@@ -45,6 +45,17 @@ pub(super) fn dispatch<S: Store>(s: &mut S, op: &MetaOp, now: u64) -> Step<MetaR
             let set = SetAttr { size: Some(*size), ..SetAttr::default() };
             attrs::setattr(s, *ino, &set, creds, now)
         }
+        MetaOp::Write { ino, offset, data, creds } => file::write(s, *ino, *offset, data, creds, now),
+        MetaOp::ReadMap { ino, offset, len } => file::read_map(s, *ino, *offset, *len),
+        MetaOp::GetStripe { ino, stripe } => {
+            let stripe = s.inode(*ino)?.content.stripe(*stripe).ok_or(Halt::Errno(Errno::ENOENT))?;
+            Ok(MetaReply::Stripe(stripe.clone()))
+        }
+        MetaOp::MoveChunk { ino, stripe, index, from, to } => file::move_chunk(s, *ino, *stripe, *index, *from, *to),
+        // Applied by `ShardState::apply` itself: they name no key a planner could fetch.
+        MetaOp::ScanStripes { .. } | MetaOp::TakeGarbage { .. } | MetaOp::ReleaseGarbage { .. } => {
+            panic!("shard-addressed {op:?} is never dispatched over a store")
+        }
     }
 }
 
@@ -56,7 +67,7 @@ pub(crate) fn named_inodes(op: &MetaOp) -> Vec<InodeId> {
 /// The op's home shard: the shard of the first key it names. Its first call goes there, and it
 /// coordinates the op's transaction when the op needs other shards.
 pub fn home_shard(op: &MetaOp) -> u16 {
-    named_inodes(op)[0].shard()
+    op.target_shard().unwrap_or_else(|| named_inodes(op)[0].shard())
 }
 
 /// The keys an operation surely reads when it gets past its argument checks: the inodes and entries it

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::content::FileContent;
 use crate::{Attr, FileType, InodeId};
 
 /// One inode held by the shard (key: its [`InodeId`], whose top bits name this shard).
@@ -17,6 +18,8 @@ pub struct InodeRecord {
     pub symlink_target: Option<String>,
     /// Extended attributes by full name (`user.x`), in byte order.
     pub xattrs: BTreeMap<String, Vec<u8>>,
+    /// A regular file's bytes (inline layer and extents); empty for every other type.
+    pub content: FileContent,
 }
 
 /// One directory entry (key: `(parent directory, cookie)`). The child's type is copied here (it is

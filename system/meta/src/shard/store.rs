@@ -11,6 +11,7 @@
 
 use std::ops::Bound;
 
+use crate::content::{FileContent, StripeId};
 use crate::{Errno, InodeId, name::COOKIE_COLLISION_BITS, name_hash};
 
 use super::partition::{DirAccess, Owner};
@@ -60,6 +61,12 @@ pub(crate) trait Store {
     fn insert_entry(&mut self, dir: InodeId, cookie: u64, entry: EntryRecord);
     /// Remove the read entry `name` of `dir`.
     fn remove_entry(&mut self, dir: InodeId, name: &str) -> EntryRecord;
+    /// Change the read inode `ino`'s content with `f`; a shard queues the stripes it no longer
+    /// references as garbage (the one path content changes by, besides removal and `PutInode`).
+    fn edit_content(&mut self, ino: InodeId, f: impl FnOnce(&mut FileContent));
+    /// Whether stripe `id` waits in this shard's garbage queue (never, in a planner's view: a planner
+    /// never gets as far as writing content).
+    fn in_garbage(&self, id: StripeId) -> bool;
 
     /// The directory `ino`: as [`Store::inode`], and ENOTDIR if it is not a directory.
     fn dir(&self, ino: InodeId) -> Step<&InodeRecord> {
@@ -138,13 +145,28 @@ impl ShardState {
         crate::assign_cookie(name, taken).ok_or(Errno::ENOSPC)
     }
 
-    /// Free inode `ino`; a directory's partition records (its map, at its home) go with it.
+    /// Free inode `ino`; a directory's partition records (its map, at its home) go with it, a file's
+    /// stripes to the garbage queue. Every removal of an inode record comes here.
     pub(super) fn free_inode(&mut self, ino: InodeId) {
         let record = self.inodes.remove(&ino).expect("freeing an existing inode");
         if record.is_dir() {
             assert!(self.holds_no_entries(ino), "freeing non-empty directory {ino:?}");
             self.parts.drop_dir(ino);
         }
+        self.push_garbage(record.content.stripes_dropped(&FileContent::default()));
+    }
+
+    /// Store `record` (a transaction's `PutInode`), queueing the stripes the record it replaces
+    /// referenced and it does not. Every replacement of a whole inode record comes here.
+    pub(super) fn put_inode(&mut self, record: InodeRecord) {
+        let ino = record.attr.ino;
+        assert_eq!(ino.shard(), self.shard, "{ino:?} is not shard {}'s", self.shard);
+        let dropped = match self.inodes.get(&ino) {
+            Some(old) if old.content != record.content => old.content.stripes_dropped(&record.content),
+            _ => Vec::new(),
+        };
+        self.inodes.insert(ino, record);
+        self.push_garbage(dropped);
     }
 
     /// Whether `dir` has no entries here, without checks.
@@ -291,5 +313,17 @@ impl Store for ShardState {
     fn remove_entry(&mut self, dir: InodeId, name: &str) -> EntryRecord {
         let (cookie, _) = self.find_entry(dir, name).expect("entry checked before removal");
         self.take_entry(dir, cookie)
+    }
+
+    fn edit_content(&mut self, ino: InodeId, f: impl FnOnce(&mut FileContent)) {
+        let content = &mut self.inodes.get_mut(&ino).expect("inode checked before mutation").content;
+        let before = content.clone();
+        f(content);
+        let dropped = before.stripes_dropped(content);
+        self.push_garbage(dropped);
+    }
+
+    fn in_garbage(&self, id: StripeId) -> bool {
+        self.garbage_holds(id)
     }
 }

@@ -227,9 +227,7 @@ impl ShardState {
         for change in changes {
             match change {
                 TxnChange::Expect { .. } | TxnChange::Allocate { .. } => {}
-                TxnChange::PutInode { record } => {
-                    self.inodes.insert(record.attr.ino, record.clone());
-                }
+                TxnChange::PutInode { record } => self.put_inode(record.clone()),
                 TxnChange::RemoveInode { ino } => self.free_inode(*ino),
                 TxnChange::PutEntry { parent, cookie, entry } => {
                     if self.entries.contains_key(&(*parent, *cookie)) {

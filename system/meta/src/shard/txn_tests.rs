@@ -65,6 +65,7 @@ impl Cluster {
             parent: dir.then_some(parent),
             symlink_target: None,
             xattrs: BTreeMap::new(),
+            content: Default::default(),
         });
         let p = self.shard(parent.shard());
         let cookie = p.plan_cookie(parent, name, &[]).unwrap();

@@ -8,6 +8,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::content::{FileContent, StripeId};
 use crate::{Errno, InodeId};
 
 use super::partition::{DirAccess, PartitionId};
@@ -280,6 +281,14 @@ impl Store for View<'_> {
         let previous = self.entries.insert((dir, cookie), entry);
         assert!(previous.is_none(), "cookie {cookie:#x} of {dir:?} is taken");
         self.edits.entry(dir).or_default().0 += 1;
+    }
+
+    fn edit_content(&mut self, ino: InodeId, f: impl FnOnce(&mut FileContent)) {
+        f(&mut self.inode_mut(ino).content);
+    }
+
+    fn in_garbage(&self, _id: StripeId) -> bool {
+        false
     }
 
     fn remove_entry(&mut self, dir: InodeId, name: &str) -> EntryRecord {
