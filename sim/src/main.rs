@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use tessera_sim::config_scenario::{config_line, run_config_seed};
+use tessera_sim::data_scenario::{DataScenario, data_line, run_data_scenario};
 use tessera_sim::meta_scenario::{meta_history_line, run_meta_history_seed};
 use tessera_sim::{RunOutcome, run_crash_seed, run_seed};
 
@@ -22,7 +23,7 @@ use tessera_sim::{RunOutcome, run_crash_seed, run_seed};
         seed=S trace_hash=H result=pass\n  \
         seed=S trace_hash=H result=fail reason=\"...\" replay=\"cargo run -p tessera-sim -- replay S\"\n\n\
         The same seed always gives the same trace_hash.",
-    after_help = "Examples:\n  tessera-sim run --seed 42\n  tessera-sim run --seeds 0..100\n  tessera-sim replay 42 2> trace.txt\n  tessera-sim crash --seeds 0..1200\n  tessera-sim config --seeds 0..500\n  tessera-sim config --seed 52 --verbose 2> trace.txt\n  tessera-sim meta --seeds 0..1000 --jobs 2\n  tessera-sim meta --seed 7 --verbose 2> trace.txt\n\nSee docs/SIMULATION.md for how to read a failure and a trace."
+    after_help = "Examples:\n  tessera-sim run --seed 42\n  tessera-sim run --seeds 0..100\n  tessera-sim replay 42 2> trace.txt\n  tessera-sim crash --seeds 0..1200\n  tessera-sim config --seeds 0..500\n  tessera-sim config --seed 52 --verbose 2> trace.txt\n  tessera-sim meta --seeds 0..1000 --jobs 2\n  tessera-sim meta --seed 7 --verbose 2> trace.txt\n  tessera-sim data --seeds 0..1000 --jobs 2\n  tessera-sim data --seeds 0..100 --over-budget\n\nSee docs/SIMULATION.md for how to read a failure and a trace."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -56,6 +57,22 @@ enum Command {
     /// closed-loop clients per node; 16 shards per node): prints operations per simulated second per
     /// size and the scaling efficiency against the smallest size.
     MetaScale(ScaleArgs),
+    /// The data-path scenario: clients write, overwrite, truncate and read files (inline, erasure-coded
+    /// or replicated stripes) while nodes crash, the network partitions and up to K failure domains are
+    /// lost for good; after healing and rebuild every acknowledged write must read back exactly and
+    /// every stripe must be whole, consistent and in distinct failure domains. With --over-budget, K+1
+    /// domains are lost and every read must be exact or a clear error. Prints `data seeds=N passed=P
+    /// failed=F`.
+    Data(DataArgs),
+}
+
+#[derive(Args, Debug)]
+struct DataArgs {
+    #[command(flatten)]
+    meta: MetaArgs,
+    /// Lose one failure domain more than the protection tolerates.
+    #[arg(long)]
+    over_budget: bool,
 }
 
 #[derive(Args, Debug)]
@@ -149,6 +166,22 @@ fn main() -> ExitCode {
             });
             let failed = lines.iter().filter(|(passed, _)| !passed).count();
             println!("meta seeds={} passed={} failed={failed}", lines.len(), lines.len() - failed);
+            if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        }
+        Command::Data(args) => {
+            let range = args.meta.run.seeds.unwrap_or_else(|| {
+                let seed = args.meta.run.seed.unwrap_or(1);
+                seed..seed + 1
+            });
+            let (verbose, over_budget) = (args.meta.run.verbose, args.over_budget);
+            let lines = run_parallel(range, args.meta.jobs, move |seed| {
+                let scenario =
+                    if over_budget { DataScenario::over_budget(seed) } else { DataScenario::from_seed(seed) };
+                let (outcome, hash) = run_data_scenario(scenario, over_budget, verbose);
+                (outcome.passed, data_line(seed, &outcome, hash))
+            });
+            let failed = lines.iter().filter(|(passed, _)| !passed).count();
+            println!("data seeds={} passed={} failed={failed}", lines.len(), lines.len() - failed);
             if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
         }
         Command::MetaScale(args) => {

@@ -54,6 +54,12 @@ pub struct MetaScenario {
     pub map_change: bool,
     /// Directory partitions split above this many entries.
     pub split_threshold_entries: u32,
+    /// Nodes per rack (failure domain); with 1, node `i` is alone in rack `i`.
+    pub nodes_per_rack: u64,
+    /// Drives per node besides the metadata drive (handed to the boot hook).
+    pub data_disks: usize,
+    /// The drives' model.
+    pub disk: DiskModel,
 }
 
 impl MetaScenario {
@@ -80,7 +86,15 @@ impl MetaScenario {
             host,
             map_change: false,
             split_threshold_entries: tessera_meta::shard::SPLIT_THRESHOLD_DEFAULT,
+            nodes_per_rack: 1,
+            data_disks: 0,
+            disk: DiskModel::nvme(256 * MIB),
         }
+    }
+
+    /// The failure domain of node `id`.
+    pub fn rack_of(&self, id: NodeId) -> u32 {
+        if self.nodes_per_rack <= 1 { id.0 as u32 } else { ((id.0 - 1) / self.nodes_per_rack) as u32 }
     }
 
     pub fn summary(&self) -> String {
@@ -106,7 +120,7 @@ impl MetaScenario {
     }
 
     pub fn placement_nodes(&self) -> Vec<PlacementNode> {
-        self.node_ids().into_iter().map(|id| PlacementNode { id, rack: id.0 as u32, weight: 1 }).collect()
+        self.node_ids().into_iter().map(|id| PlacementNode { id, rack: self.rack_of(id), weight: 1 }).collect()
     }
 
     fn roots(&self) -> BTreeMap<u16, (InodeId, u64)> {
@@ -195,11 +209,42 @@ pub fn start_hosts(
     rng: &mut DetRng,
     trace: &Trace,
 ) -> HostCluster {
+    start_hosts_with(s, roots, rng, trace, None)
+}
+
+/// What a boot hook gets: the node's other doors, for services beside its metadata host.
+#[derive(Debug)]
+pub struct HookEnv {
+    pub id: NodeId,
+    pub rack: u32,
+    /// The node's drives after the metadata drive (`MetaScenario::data_disks` of them).
+    pub disks: Vec<crate::disk::SimDisk>,
+    /// The node's endpoint (its fabric registers more endpoints of the node).
+    pub net: SimNet,
+    pub wall: crate::env::SimWallClock,
+    pub spawn: crate::env::SimSpawn,
+    pub rng: DetRng,
+    pub trace: Trace,
+}
+
+/// Runs on every boot of every node and returns the node's other services as one task, which the boot
+/// spawns on the node before its metadata host starts (so they die with the node).
+pub type BootHook = Arc<dyn Fn(HookEnv) -> tessera_env::BoxTask + Send + Sync>;
+
+/// [`start_hosts`] with nodes grouped `s.nodes_per_rack` to a rack, `1 + s.data_disks` drives each, and
+/// `hook` run on every boot.
+pub fn start_hosts_with(
+    s: &Arc<MetaScenario>,
+    roots: BTreeMap<u16, (InodeId, u64)>,
+    rng: &mut DetRng,
+    trace: &Trace,
+    hook: Option<BootHook>,
+) -> HostCluster {
     let genesis = placement::place(&s.placement_nodes(), u32::from(s.shards), s.replication, None)
         .expect("the scenario's nodes can be placed");
     let map = EpochMap { epoch: 1, map: genesis.clone() };
     let setup = HostSetup { genesis, roots, split_threshold_entries: s.split_threshold_entries };
-    let mut cluster = Cluster::new(rng.fork("cluster"), trace.clone(), s.net.clone(), DiskModel::nvme(256 * MIB));
+    let mut cluster = Cluster::new(rng.fork("cluster"), trace.clone(), s.net.clone(), s.disk.clone());
     let mut maps = BTreeMap::new();
     let mut views = BTreeMap::new();
     for id in s.node_ids() {
@@ -207,8 +252,22 @@ pub fn start_hosts(
         let view: SharedHostView = Arc::new(Mutex::new(HostView::default()));
         let provisioned = Arc::new(AtomicBool::new(false));
         let (s2, setup2, m2, v2) = (s.clone(), setup.clone(), shared_map.clone(), view.clone());
-        cluster.add_node(NodeSpec { id, rack: id.0 as u32, disks: 1 }, move |env| {
-            boot(env, s2.clone(), setup2.clone(), m2.clone(), v2.clone(), provisioned.clone())
+        let hook = hook.clone();
+        cluster.add_node(NodeSpec { id, rack: s.rack_of(id), disks: 1 + s.data_disks }, move |mut env| {
+            let services = hook.as_ref().map(|hook| {
+                let hook_rng = env.rng.fork("services");
+                hook(HookEnv {
+                    id: env.id,
+                    rack: env.rack,
+                    disks: env.disks[1..].to_vec(),
+                    net: env.net.clone(),
+                    wall: env.wall.clone(),
+                    spawn: env.spawn.clone(),
+                    rng: hook_rng,
+                    trace: env.trace.clone(),
+                })
+            });
+            boot(env, s2.clone(), setup2.clone(), m2.clone(), v2.clone(), provisioned.clone(), services)
         });
         maps.insert(id, shared_map);
         views.insert(id, view);
@@ -267,8 +326,12 @@ async fn boot(
     maps: SharedShardMap,
     view: SharedHostView,
     provisioned: Arc<AtomicBool>,
+    services: Option<tessera_env::BoxTask>,
 ) {
     *view.lock().expect("view lock") = HostView::default();
+    if let Some(task) = services {
+        tessera_env::Spawn::spawn(&env.spawn, "services", task);
+    }
     let NodeEnv { id, disks, net, clock, wall, rng, trace, .. } = env;
     let source = id.to_string();
     let store = if provisioned.load(Ordering::Relaxed) {

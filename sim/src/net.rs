@@ -80,11 +80,21 @@ pub struct NetStats {
 
 struct Endpoint {
     rack: u32,
+    /// The node this endpoint belongs to (itself for a node's main endpoint): cuts, partitions and
+    /// power apply to hosts, so every endpoint of a node shares its fate.
+    host: NodeId,
     up: bool,
     /// Bumped by `node_down`: copies sent to an earlier incarnation are dropped on arrival.
     incarnation: u64,
     mailbox: VecDeque<(NodeId, Vec<u8>)>,
     wakers: Vec<Waker>,
+}
+
+impl Fabric {
+    /// The host of endpoint `id` (an unknown id is its own host).
+    fn host(&self, id: NodeId) -> NodeId {
+        self.nodes.get(&id).map_or(id, |e| e.host)
+    }
 }
 
 impl Endpoint {
@@ -151,9 +161,16 @@ impl SimNetwork {
     /// Register `node` in `rack` (up, empty mailbox) and return its endpoint. Registering again returns
     /// another endpoint for the same mailbox and keeps the node's state.
     pub fn endpoint(&self, node: NodeId, rack: u32) -> SimNet {
+        self.endpoint_on(node, node, rack)
+    }
+
+    /// Register another endpoint `node` of node `host` (a second service of the same machine, e.g. its
+    /// data endpoint): it goes down and up with `host`, and cuts between hosts cut it too.
+    pub fn endpoint_on(&self, node: NodeId, host: NodeId, rack: u32) -> SimNet {
         let mut fab = self.lock();
         fab.nodes.entry(node).or_insert_with(|| Endpoint {
             rack,
+            host,
             up: true,
             incarnation: 0,
             mailbox: VecDeque::new(),
@@ -211,7 +228,7 @@ impl SimNetwork {
         self.record(format_args!("isolate rack {rack}"));
         let mut fab = self.lock();
         let (inside, outside): (Vec<_>, Vec<_>) =
-            fab.nodes.iter().map(|(&n, e)| (n, e.rack)).partition(|&(_, r)| r == rack);
+            fab.nodes.iter().filter(|(n, e)| **n == e.host).map(|(&n, e)| (n, e.rack)).partition(|&(_, r)| r == rack);
         for &(a, _) in &inside {
             for &(b, _) in &outside {
                 fab.cuts.insert((a, b));
@@ -243,17 +260,20 @@ impl SimNetwork {
     }
 
     pub fn is_cut(&self, from: NodeId, to: NodeId) -> bool {
-        self.lock().cuts.contains(&(from, to))
+        let fab = self.lock();
+        fab.cuts.contains(&(fab.host(from), fab.host(to)))
     }
 
     /// The node stopped: its mailbox is emptied, messages to it are lost, its `recv` waits until it is up.
     pub fn node_down(&self, node: NodeId) {
         let mut fab = self.lock();
-        let Some(ep) = fab.nodes.get_mut(&node) else { return };
-        ep.up = false;
-        ep.incarnation += 1;
-        let dropped = ep.mailbox.len() as u64;
-        ep.mailbox.clear();
+        let mut dropped = 0;
+        for ep in fab.nodes.values_mut().filter(|ep| ep.host == node) {
+            ep.up = false;
+            ep.incarnation += 1;
+            dropped += ep.mailbox.len() as u64;
+            ep.mailbox.clear();
+        }
         fab.stats.dropped_down += dropped;
         drop(fab);
         self.record(format_args!("{node} down, {dropped} queued messages dropped"));
@@ -261,9 +281,10 @@ impl SimNetwork {
 
     pub fn node_up(&self, node: NodeId) {
         let mut fab = self.lock();
-        let Some(ep) = fab.nodes.get_mut(&node) else { return };
-        ep.up = true;
-        ep.wake_all();
+        for ep in fab.nodes.values_mut().filter(|ep| ep.host == node) {
+            ep.up = true;
+            ep.wake_all();
+        }
         drop(fab);
         self.record(format_args!("{node} up"));
     }
@@ -288,13 +309,14 @@ impl SimNetwork {
         fab.stats.sent += 1;
         let fp = fnv64(&payload);
         let len = payload.len();
-        if fab.cuts.contains(&(from, to)) {
+        let hosts = (fab.host(from), fab.host(to));
+        if fab.cuts.contains(&hosts) {
             fab.stats.dropped_cut += 1;
             drop(fab);
             self.record(format_args!("send #{id} {from}->{to} len={len} fp={fp:016x}: dropped, link cut"));
             return Ok(());
         }
-        let link = fab.links.get(&(from, to)).cloned().unwrap_or_else(|| fab.config.default_link());
+        let link = fab.links.get(&hosts).cloned().unwrap_or_else(|| fab.config.default_link());
         if fab.rng.chance(link.loss_per_million.min(1_000_000), 1_000_000) {
             fab.stats.dropped_loss += 1;
             drop(fab);
@@ -332,7 +354,7 @@ impl SimNetwork {
     fn arrive(&self, id: u64, from: NodeId, to: NodeId, incarnation: u64, payload: Vec<u8>) {
         let mut guard = self.lock();
         let fab = &mut *guard;
-        let cut = fab.cuts.contains(&(from, to));
+        let cut = fab.cuts.contains(&(fab.host(from), fab.host(to)));
         let limit = fab.config.queue_limit_messages;
         let Some(ep) = fab.nodes.get_mut(&to) else { return };
         let verdict = if cut {
