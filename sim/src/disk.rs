@@ -297,6 +297,11 @@ impl SimDisk {
         ev!(self, "corrupt sector {sector}: {flips} bytes flipped");
     }
 
+    /// Sectors from `first` on that hold durable data (for a nemesis that corrupts written data).
+    pub fn durable_sectors_from(&self, first: u64) -> Vec<u64> {
+        self.lock().durable.range(first..).map(|(&sector, _)| sector).collect()
+    }
+
     /// Reads touching `sector` fail with [`DiskError::ReadFailed`] while `failing`.
     pub fn fail_reads(&self, sector: u64, failing: bool) {
         let mut s = self.lock();

@@ -154,7 +154,7 @@ impl DataScenario {
         m.net = self.net.clone();
         m.host = self.host.clone();
         m.nodes_per_rack = self.nodes_per_rack;
-        m.data_disks = 1;
+        m.data_disks = 2;
         m.disk = DiskModel::nvme(256 * MIB);
         m
     }
@@ -187,6 +187,8 @@ pub struct DataOutcome {
     pub bytes_written: u64,
     /// The run lost one failure domain more than the protection tolerates.
     pub over_budget: bool,
+    /// Over budget: files whose final read failed with an error (the others read back exactly).
+    pub unreadable: u64,
 }
 
 pub fn data_replay_command(seed: u64, over_budget: bool) -> String {
@@ -198,14 +200,15 @@ pub fn data_line(seed: u64, outcome: &DataOutcome, trace_hash: u64) -> String {
     let head = format!("seed={seed} trace_hash={trace_hash:016x}");
     if outcome.passed {
         format!(
-            "{head} result=pass writes={} reads={} unknown={} read_errors={} kills={} racks_lost={} rebuilt={}",
+            "{head} result=pass writes={} reads={} unknown={} read_errors={} kills={} racks_lost={} rebuilt={} unreadable={}",
             outcome.writes,
             outcome.reads,
             outcome.unknown,
             outcome.read_errors,
             outcome.kills,
             outcome.racks_lost,
-            outcome.stripes_rebuilt
+            outcome.stripes_rebuilt,
+            outcome.unreadable
         )
     } else {
         let reason = outcome.reason.as_deref().unwrap_or("unknown").replace('"', "'");
@@ -285,13 +288,21 @@ impl Run {
                 workload::run_client(client, mine, rng, self.s.clone(), self.map.clone(), ledger.clone(), done.clone());
             tasks.push(self.cluster.spawn_on(id, task));
         }
-        let losses = if over_budget { tolerated(self.s.protection) + 1 } else { self.s.rack_losses };
+        // Over budget, the K + 1 domains go at once after the workload, so rebuild cannot save anything.
+        let losses = if over_budget { 0 } else { self.s.rack_losses };
         let mut nemesis = Nemesis::new(self.rng.fork("nemesis"), self.s.clone(), self.map.clone(), losses);
         let until = SimClock.now() + Duration::from_secs(900);
         let (n, finished) = (self.s.clients, done.clone());
         nemesis.run(&mut self.cluster, until, move || finished.load(Ordering::Relaxed) >= n).await;
+        if over_budget {
+            nemesis.lose_racks_now(&mut self.cluster, tolerated(self.s.protection) + 1);
+        }
         nemesis.heal(&mut self.cluster);
         self.outcome.racks_lost = nemesis.racks_lost();
+        if over_budget {
+            // Let the failure detector declare them and the survivors try (and fail) to rebuild.
+            SimClock.sleep(Duration::from_secs(5)).await;
+        }
         self.trace.record(SOURCE, format_args!("healed; lost racks {:?}", nemesis.lost_racks()));
         for task in tasks {
             task.await.map_err(|e| format!("workload task failed: {e}"))?;
@@ -313,13 +324,14 @@ impl Run {
         let dead: BTreeSet<NodeId> = self.map.lock().expect("map").dead.clone();
         if over_budget {
             let l = ledger.lock().expect("ledger").clone();
-            return workload::check_over_budget(&mut checker, &l).await;
+            self.outcome.unreadable = workload::check_over_budget(&mut checker, &l).await?;
+            return Ok(());
         }
-        let rebuilt = workload::wait_for_rebuild(&mut checker, &live, &dead, Duration::from_secs(600)).await?;
+        let mut io = workload::checker_io(&self.cluster, CHECKER, &mut self.rng);
+        let rebuilt = workload::wait_for_rebuild(&mut checker, &mut io, &live, &dead, Duration::from_secs(600)).await?;
         self.outcome.stripes_rebuilt = rebuilt;
         let l = ledger.lock().expect("ledger").clone();
         workload::check_files(&mut checker, &l).await?;
-        let mut io = workload::checker_io(&self.cluster, CHECKER, &mut self.rng);
         workload::check_stripes(&mut checker, &mut io, &live, &dead, self.s.shards, &self.nodes).await
     }
 

@@ -28,11 +28,29 @@ pub struct Nemesis {
     lost: BTreeSet<u32>,
     /// Racks lost but not yet declared dead, with when they will be.
     pending: Vec<(u32, MonoTime)>,
+    /// Nodes with a data drive made to fail (at most one drive per node).
+    failed_drives: BTreeSet<NodeId>,
+    pub corruptions: u64,
 }
+
+/// Data drives start after the metadata drive; sectors below this hold the store's superblocks,
+/// checkpoint areas and journal (8 MiB with the scenario's 256 MiB drives and 4 MiB journal), which
+/// the store's own crash tests cover: the nemesis corrupts data blocks.
+const DATA_REGION_FIRST_SECTOR: u64 = 8 * 1024 * 1024 / 4096;
 
 impl Nemesis {
     pub fn new(rng: DetRng, s: Arc<DataScenario>, map: SharedDataMap, losses: u64) -> Nemesis {
-        Nemesis { rng, s, map, outages: Outages::default(), losses, lost: BTreeSet::new(), pending: Vec::new() }
+        Nemesis {
+            rng,
+            s,
+            map,
+            outages: Outages::default(),
+            losses,
+            lost: BTreeSet::new(),
+            pending: Vec::new(),
+            failed_drives: BTreeSet::new(),
+            corruptions: 0,
+        }
     }
 
     pub fn racks_lost(&self) -> u64 {
@@ -65,10 +83,12 @@ impl Nemesis {
             if !self.s.faults {
                 continue;
             }
-            match self.rng.below(10) {
+            match self.rng.below(12) {
                 0..=2 => self.kill_random(cluster),
                 3..=4 => self.partition(cluster),
                 5 => self.one_way(cluster),
+                6..=7 => self.corrupt(cluster),
+                8 => self.fail_drive(cluster),
                 _ => {}
             }
         }
@@ -77,9 +97,22 @@ impl Nemesis {
         }
     }
 
-    /// Heal the network, restart every crashed node, declare the lost racks dead now.
+    /// Lose `n` more racks at the same moment.
+    pub fn lose_racks_now(&mut self, cluster: &mut Cluster, n: u64) {
+        for _ in 0..n {
+            self.lose_rack(cluster);
+        }
+    }
+
+    /// Heal the network, restart every crashed node (and every node with a failed drive: the operator
+    /// replaced it), declare the lost racks dead now.
     pub fn heal(&mut self, cluster: &mut Cluster) {
         self.outages.heal(cluster);
+        for id in std::mem::take(&mut self.failed_drives) {
+            if !self.lost.contains(&self.rack_of(id)) {
+                cluster.restart(id);
+            }
+        }
         for (rack, _) in std::mem::take(&mut self.pending) {
             self.declare_dead(rack);
         }
@@ -132,6 +165,33 @@ impl Nemesis {
         let downtime = Duration::from_millis(self.rng.range_inclusive(300, 5_000));
         cluster.kill(id);
         self.outages.down.insert(id, SimClock.now() + downtime);
+    }
+
+    /// Latent corruption of a written data block of a random data drive of a random node.
+    fn corrupt(&mut self, cluster: &mut Cluster) {
+        let servers = self.servers();
+        let id = servers[self.rng.below(servers.len() as u64) as usize];
+        let disks = cluster.disks(id);
+        let disk = &disks[1 + self.rng.below(disks.len() as u64 - 1) as usize];
+        let written = disk.durable_sectors_from(DATA_REGION_FIRST_SECTOR);
+        if written.is_empty() {
+            return;
+        }
+        let sector = written[self.rng.below(written.len() as u64) as usize];
+        disk.corrupt_sector(sector);
+        self.corruptions += 1;
+    }
+
+    /// The next write of one data drive of a node fails: the drive is fenced and its chunks are lost to
+    /// the node until it restarts (the operator repairs it when everything heals).
+    fn fail_drive(&mut self, cluster: &mut Cluster) {
+        let servers = self.servers();
+        let id = servers[self.rng.below(servers.len() as u64) as usize];
+        if !self.failed_drives.insert(id) {
+            return;
+        }
+        let disks = cluster.disks(id);
+        disks[1 + self.rng.below(disks.len() as u64 - 1) as usize].fail_next_write();
     }
 
     fn heal_later(&mut self) {

@@ -212,48 +212,52 @@ pub async fn check_files(client: &mut SimDataClient, ledger: &Ledger) -> Result<
 }
 
 /// Over budget (`K + 1` domains lost): every read is exact or fails with an error, never other bytes.
-pub async fn check_over_budget(client: &mut SimDataClient, ledger: &Ledger) -> Result<(), String> {
+/// Returns the files that could not be read.
+pub async fn check_over_budget(client: &mut SimDataClient, ledger: &Ledger) -> Result<u64, String> {
+    let mut unreadable = 0;
     for (ino, model) in &ledger.files {
         let mut model = model.clone();
         let len = model.size_max() + 4096;
         match client.read(*ino, 0, len).await {
             Ok(bytes) => model.observe(0, len, &bytes).map_err(|e| format!("over budget, {ino:?}: {e}"))?,
-            Err(e) => {
-                let text = e.to_string();
-                if text.is_empty() {
-                    return Err(format!("over budget, {ino:?}: an error without a message"));
-                }
-            }
+            Err(DataPathError::Unrecoverable { .. } | DataPathError::Meta(_)) => unreadable += 1,
+            Err(e) => return Err(format!("over budget, {ino:?}: unexpected error {e}")),
         }
     }
-    Ok(())
+    Ok(unreadable)
 }
 
-/// Wait until every live node's rebuilder is idle and no stripe names a dead node; returns the stripes
-/// rebuilt.
+/// Wait until every live node's rebuilder finished a pass that began after this call and found nothing
+/// left to do; returns the stripes rebuilt (the client library's summed progress).
 pub async fn wait_for_rebuild(
     client: &mut SimDataClient,
+    io: &mut StripeIo<SimClock, SimNet>,
     live: &[PlacementNode],
     dead: &BTreeSet<NodeId>,
     limit: Duration,
 ) -> Result<u64, String> {
     let start = SimClock.now();
     let ids: Vec<NodeId> = live.iter().map(|n| n.id).collect();
+    let mut first: BTreeMap<NodeId, u64> = BTreeMap::new();
     loop {
         SimClock.sleep(Duration::from_millis(1_000)).await;
-        let status = client.rebuild_status(&ids).await;
-        if let Ok(progress) = &status
-            && progress.nodes_unreachable == 0
-            && progress.progress.idle
-        {
-            return Ok(progress.progress.stripes_done);
+        let mut settled = true;
+        for (id, status) in ids.iter().zip(io.status(&ids).await) {
+            match status {
+                Ok(s) => {
+                    let base = *first.entry(*id).or_insert(s.rebuild.scrub_cycles);
+                    // A full scrub cycle that began after healing found nothing, and rebuild is idle.
+                    settled &= s.rebuild.idle && s.rebuild.scrub_cycles >= base + 2 && s.rebuild.scrub_clean;
+                }
+                Err(_) => settled = false,
+            }
+        }
+        if settled {
+            let status = client.rebuild_status(&ids).await.map_err(|e| format!("rebuild status: {e}"))?;
+            return Ok(status.progress.stripes_done);
         }
         if SimClock.now().saturating_since(start) > limit {
-            return Err(format!(
-                "rebuild not finished {} s after healing ({} dead): {status:?}",
-                limit.as_secs(),
-                dead.len()
-            ));
+            return Err(format!("rebuild not finished {} s after healing ({} dead nodes)", limit.as_secs(), dead.len()));
         }
     }
 }

@@ -35,7 +35,7 @@ use tessera_meta::{Errno, InodeId, MetaOp, MetaReply};
 
 use crate::data_endpoint;
 use crate::reclaim::Reclaimer;
-use crate::stripe_io::{ChunkPut, StripeIo, stripe_key};
+use crate::stripe_io::{ChunkGet, ChunkPut, StripeIo, StripeShape, decode_stripe, encode_stripe, stripe_key};
 use crate::wire::{ChunkKey, ChunkMeta, RebuildProgress};
 
 /// The nodes the data path may use, as the config service decides (the embedding process writes it).
@@ -88,6 +88,8 @@ pub struct RebuildConfig {
     pub repairs_per_pass_max: usize,
     /// Garbage stripes taken per shard per reclaim round.
     pub reclaim_batch_stripes: u32,
+    /// Stripes the stripe scrub verifies per pass (0: no stripe scrub).
+    pub scrub_stripes_per_pass: u32,
 }
 
 impl Default for RebuildConfig {
@@ -98,6 +100,7 @@ impl Default for RebuildConfig {
             scan_page_stripes: 256,
             repairs_per_pass_max: 256,
             reclaim_batch_stripes: 256,
+            scrub_stripes_per_pass: 64,
         }
     }
 }
@@ -136,6 +139,18 @@ pub struct Rebuilder<C: Clock, W: WallClock, N: Net, R: Rng> {
     /// Stripes counted in `progress.stripes_found` already (so a retried stripe is not counted twice).
     counted: BTreeSet<StripeId>,
     unrecoverable: BTreeSet<StripeId>,
+    scrub: ScrubCursor,
+}
+
+/// Where the stripe scrub resumes: the shard (index into this node's shards) and the last stripe seen.
+#[derive(Clone, Debug, Default)]
+struct ScrubCursor {
+    shard_index: usize,
+    after: Option<(InodeId, StripeId)>,
+    /// Chunks repaired in the cycle under way.
+    repaired: u64,
+    /// Whether the cycle under way could not check some stripe.
+    incomplete: bool,
 }
 
 impl<C: Clock, W: WallClock, N: Net, R: Rng> std::fmt::Debug for Rebuilder<C, W, N, R> {
@@ -189,6 +204,7 @@ impl<C: Clock, W: WallClock, N: Net, R: Rng> Rebuilder<C, W, N, R> {
             config,
             counted: BTreeSet::new(),
             unrecoverable: BTreeSet::new(),
+            scrub: ScrubCursor::default(),
         }
     }
 
@@ -263,8 +279,15 @@ impl<C: Clock, W: WallClock, N: Net, R: Rng> Rebuilder<C, W, N, R> {
                 Err(()) => report.deferred += 1,
             }
         }
+        if self.config.scrub_stripes_per_pass > 0 && (map.dead.is_empty() || report.damaged == report.unrecoverable) {
+            report.repaired += self.scrub_stripes(&map).await;
+        }
         let idle = complete && report.damaged == report.unrecoverable && report.deferred == 0;
-        self.progress.lock().expect("progress").idle = idle && report.repaired == 0;
+        {
+            let mut p = self.progress.lock().expect("progress");
+            p.idle = idle && report.repaired == 0;
+            p.passes += 1;
+        }
         report
     }
 
@@ -397,6 +420,118 @@ impl<C: Clock, W: WallClock, N: Net, R: Rng> Rebuilder<C, W, N, R> {
             }
         }
         repaired
+    }
+
+    /// Verify up to `scrub_stripes_per_pass` stripes of this node's shards, resuming where the last pass
+    /// stopped: every chunk is read whole (the node verifies its checksums), and the parity is computed
+    /// again from the data and compared. A chunk that is missing, corrupt or inconsistent is put back on
+    /// its node (decoded from the others; with all chunks present and the parity disagreeing, the data
+    /// chunks are taken as right, since each passed its checksum, and the parity is rewritten). Returns
+    /// the chunks repaired.
+    async fn scrub_stripes(&mut self, map: &DataMap) -> u64 {
+        let live = map.live();
+        let shards = self.my_shards(&live);
+        let mut budget = self.config.scrub_stripes_per_pass;
+        let mut repaired = 0;
+        while budget > 0 {
+            if self.scrub.shard_index >= shards.len() {
+                let cycle = std::mem::take(&mut self.scrub);
+                {
+                    let mut p = self.progress.lock().expect("progress");
+                    p.scrub_cycles += 1;
+                    p.scrub_clean = cycle.repaired + repaired == 0 && !cycle.incomplete;
+                }
+                if shards.is_empty() {
+                    break;
+                }
+                budget -= 1;
+                continue;
+            }
+            let shard = shards[self.scrub.shard_index];
+            let max = budget.min(self.config.scan_page_stripes);
+            let op = MetaOp::ScanStripes { shard, after: self.scrub.after, max };
+            let (stripes, next) = match self.meta.execute(op).await {
+                Ok(Ok(MetaReply::Stripes { stripes, next })) => (stripes, next),
+                _ => {
+                    self.scrub.incomplete = true;
+                    self.scrub.shard_index += 1;
+                    self.scrub.after = None;
+                    continue;
+                }
+            };
+            budget = budget.saturating_sub(stripes.len().max(1) as u32);
+            for (ino, stripe) in &stripes {
+                if stripe.nodes.iter().any(|n| map.dead.contains(n)) {
+                    continue;
+                }
+                match self.scrub_stripe(*ino, stripe).await {
+                    Ok(n) => repaired += n,
+                    Err(()) => self.scrub.incomplete = true,
+                }
+            }
+            match next {
+                Some(n) => self.scrub.after = Some(n),
+                None => {
+                    self.scrub.shard_index += 1;
+                    self.scrub.after = None;
+                }
+            }
+        }
+        self.scrub.repaired += repaired;
+        self.progress.lock().expect("progress").scrub_repaired_chunks += repaired;
+        repaired
+    }
+
+    /// Check one stripe (see [`Rebuilder::scrub_stripes`]); returns the chunks put back.
+    async fn scrub_stripe(&mut self, ino: InodeId, stripe: &StripeRef) -> Result<u64, ()> {
+        let total = stripe.nodes.len();
+        let gets: Vec<ChunkGet> = (0..total)
+            .map(|i| ChunkGet {
+                node: stripe.nodes[i],
+                key: ChunkKey { stripe: stripe.id, index: i as u8 },
+                offset_bytes: 0,
+                len_bytes: stripe.chunk_len_bytes,
+            })
+            .collect();
+        let mut have: Vec<Option<Vec<u8>>> = Vec::with_capacity(total);
+        let mut lost = BTreeSet::new();
+        for (i, result) in self.io.get_chunks(&gets).await.into_iter().enumerate() {
+            match result {
+                Ok(bytes) => have.push(Some(bytes)),
+                Err(e) if e.chunk_lost() => {
+                    lost.insert(i as u8);
+                    have.push(None);
+                }
+                // No answer: the node may be down; rebuild or a later cycle deals with it.
+                Err(_) => return Err(()),
+            }
+        }
+        let all = decode_stripe(stripe.layout, stripe.chunk_len_bytes, have.clone()).map_err(|_| ())?;
+        let data: Vec<u8> = all[..stripe.layout.data_chunks()].concat();
+        let shape = StripeShape {
+            layout: stripe.layout,
+            chunk_len_bytes: stripe.chunk_len_bytes,
+            data_len_bytes: stripe.data_len_bytes,
+        };
+        let expected = encode_stripe(&shape, &data[..stripe.data_len_bytes as usize]).map_err(|_| ())?;
+        let mut puts = Vec::new();
+        for (i, got) in have.iter().enumerate() {
+            let wrong = got.as_ref().is_some_and(|got| *got != expected[i]);
+            if lost.contains(&(i as u8)) || wrong {
+                let key = ChunkKey { stripe: stripe.id, index: i as u8 };
+                puts.push(ChunkPut { node: stripe.nodes[i], key, payload: expected[i].clone() });
+            }
+        }
+        if puts.is_empty() {
+            return Ok(0);
+        }
+        // Still referenced, and not moved? (A stripe freed since the scan must not get chunks back.)
+        match self.meta.execute(MetaOp::GetStripe { ino, stripe: stripe.id }).await {
+            Ok(Ok(MetaReply::Stripe(now))) if now.nodes == stripe.nodes => {}
+            _ => return Err(()),
+        }
+        let n = puts.len() as u64;
+        if self.io.put_chunks(ino, stripe.layout, puts).await.iter().all(Result::is_ok) { Ok(n) } else { Err(()) }
     }
 
     /// This node's data endpoint (where its repaired chunks go).

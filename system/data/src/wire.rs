@@ -65,6 +65,15 @@ pub struct RebuildProgress {
     pub stripes_unrecoverable: u64,
     /// Whether the rebuilder's last full pass over its shards found nothing left to do.
     pub idle: bool,
+    /// Passes completed since the node started (a pass that began after some moment has completed once
+    /// this grew by two).
+    pub passes: u64,
+    /// Full stripe-scrub cycles over this node's shards completed since start.
+    pub scrub_cycles: u64,
+    /// Chunks the stripe scrub found missing or inconsistent and put back, since start.
+    pub scrub_repaired_chunks: u64,
+    /// Whether the last completed scrub cycle found every chunk of every stripe present and consistent.
+    pub scrub_clean: bool,
 }
 
 /// A node's data endpoint's account of itself.
