@@ -10,6 +10,7 @@
 pub mod cluster;
 pub mod config_scenario;
 pub mod crash;
+pub mod data_scale;
 pub mod data_scenario;
 pub mod disk;
 pub mod env;

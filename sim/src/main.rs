@@ -64,6 +64,20 @@ enum Command {
     /// domains are lost and every read must be exact or a clear error. Prints `data seeds=N passed=P
     /// failed=F`.
     Data(DataArgs),
+    /// Data-path throughput and rebuild time against cluster size in simulated time (4+2 erasure
+    /// coding, two clients per node writing then reading 1 MiB files, then one node lost and rebuilt
+    /// by the survivors): prints write and read MB per simulated second and the rebuild time per size.
+    DataScale(DataScaleArgs),
+}
+
+#[derive(Args, Debug)]
+struct DataScaleArgs {
+    /// Cluster sizes to measure, comma-separated (8 to 1024 nodes).
+    #[arg(long, value_delimiter = ',', default_value = "8,32,128")]
+    nodes: Vec<u64>,
+    /// The seed of every run.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 #[derive(Args, Debug)]
@@ -174,15 +188,58 @@ fn main() -> ExitCode {
                 seed..seed + 1
             });
             let (verbose, over_budget) = (args.meta.run.verbose, args.over_budget);
-            let lines = run_parallel(range, args.meta.jobs, move |seed| {
+            let lines = if range.end - range.start == 1 {
+                let seed = range.start;
                 let scenario =
                     if over_budget { DataScenario::over_budget(seed) } else { DataScenario::from_seed(seed) };
                 let (outcome, hash) = run_data_scenario(scenario, over_budget, verbose);
-                (outcome.passed, data_line(seed, &outcome, hash))
-            });
+                let line = data_line(seed, &outcome, hash);
+                println!("{line}");
+                vec![(outcome.passed, line)]
+            } else {
+                // Each seed in its own process: a simulation's memory is returned whole when it ends.
+                run_parallel(range, args.meta.jobs, move |seed| {
+                    let mut command = std::process::Command::new(std::env::current_exe().expect("own path"));
+                    command.args(["data", "--seed", &seed.to_string()]);
+                    if over_budget {
+                        command.arg("--over-budget");
+                    }
+                    seed_in_process(seed, command)
+                })
+            };
             let failed = lines.iter().filter(|(passed, _)| !passed).count();
             println!("data seeds={} passed={} failed={failed}", lines.len(), lines.len() - failed);
             if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        }
+        Command::DataScale(args) => {
+            let mut base: Option<(u64, f64)> = None;
+            for &nodes in &args.nodes {
+                match tessera_sim::data_scale::measure(nodes, args.seed) {
+                    Ok(r) => {
+                        let (n0, t0) = *base.get_or_insert((nodes, r.rebuild_secs));
+                        println!(
+                            "nodes={} racks={} shards={} clients={} bytes={} write_mb_per_sim_sec={:.0} read_mb_per_sim_sec={:.0} stripes_rebuilt={} rebuilders={} rebuild_sim_secs={:.2} rebuild_time_vs_{}_nodes={:.2}",
+                            r.nodes,
+                            r.racks,
+                            r.shards,
+                            r.clients,
+                            r.bytes,
+                            r.write_mb_per_sec,
+                            r.read_mb_per_sec,
+                            r.stripes_rebuilt,
+                            r.rebuilders,
+                            r.rebuild_secs,
+                            n0,
+                            r.rebuild_secs / t0
+                        );
+                    }
+                    Err(reason) => {
+                        println!("nodes={nodes} result=fail reason=\"{reason}\"");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+            ExitCode::SUCCESS
         }
         Command::MetaScale(args) => {
             let mut base: Option<(u64, f64)> = None;
@@ -254,6 +311,23 @@ fn main() -> ExitCode {
                 if outcome.passed { ExitCode::SUCCESS } else { ExitCode::FAILURE }
             }
         },
+    }
+}
+
+/// Run one seed as a child process (`command` prints the seed's line first) and take its line.
+fn seed_in_process(seed: u64, mut command: std::process::Command) -> (bool, String) {
+    match command.stderr(std::process::Stdio::null()).output() {
+        Ok(out) => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            let line = text.lines().next().unwrap_or("").to_string();
+            let passed = out.status.success() && line.contains("result=pass");
+            if line.is_empty() {
+                (false, format!("seed={seed} result=fail reason=\"no output (exit {:?})\"", out.status.code()))
+            } else {
+                (passed, line)
+            }
+        }
+        Err(e) => (false, format!("seed={seed} result=fail reason=\"cannot start the seed's process: {e}\"")),
     }
 }
 

@@ -17,8 +17,8 @@
 
 pub mod model;
 mod nemesis;
-mod node;
-mod workload;
+pub mod node;
+pub mod workload;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -254,7 +254,7 @@ async fn run(s: DataScenario, over_budget: bool, trace: Trace) -> DataOutcome {
         .expect("the scenario's nodes can be placed");
     let directory =
         tessera_meta::client::ShardDirectory::new(&genesis, 1).expect("the genesis map is a valid directory");
-    let hook = node::services_hook(Arc::new(s.clone()), map.clone(), directory.clone());
+    let hook = node::services_hook(node::ServicesSetup::for_scenario(&s), map.clone(), directory.clone());
     let HostCluster { cluster, views, map: shard_map, .. } =
         start_hosts_with(&meta, roots, &mut rng, &trace, Some(hook));
     assert_eq!(shard_map.map, genesis, "the hosts start from the same placement");

@@ -35,18 +35,35 @@ pub fn io_config() -> IoConfig {
     IoConfig { request_timeout: Duration::from_millis(300), resend_max: 3 }
 }
 
+/// What a node's data services are given.
+#[derive(Clone, Debug)]
+pub struct ServicesSetup {
+    /// Names the cluster on the drives.
+    pub cluster_id: u128,
+    pub shards: u16,
+    pub rebuild: RebuildConfig,
+}
+
+impl ServicesSetup {
+    pub fn for_scenario(s: &DataScenario) -> ServicesSetup {
+        let rebuild = RebuildConfig { pass_interval_ms: 1_000, ..RebuildConfig::default() };
+        ServicesSetup { cluster_id: u128::from(s.seed) + 1, shards: s.shards, rebuild }
+    }
+}
+
 /// The hook that starts a node's data services on every boot.
-pub fn services_hook(s: Arc<DataScenario>, map: SharedDataMap, directory: ShardDirectory) -> BootHook {
+pub fn services_hook(setup: ServicesSetup, map: SharedDataMap, directory: ShardDirectory) -> BootHook {
     let provisioned: Arc<Mutex<BTreeMap<NodeId, Arc<AtomicBool>>>> = Arc::default();
+    let setup = Arc::new(setup);
     Arc::new(move |env: HookEnv| {
         let flag = provisioned.lock().expect("provisioned").entry(env.id).or_default().clone();
-        Box::pin(services(env, s.clone(), map.clone(), directory.clone(), flag))
+        Box::pin(services(env, setup.clone(), map.clone(), directory.clone(), flag))
     })
 }
 
 async fn services(
     env: HookEnv,
-    s: Arc<DataScenario>,
+    s: Arc<ServicesSetup>,
     map: SharedDataMap,
     directory: ShardDirectory,
     provisioned: Arc<AtomicBool>,
@@ -57,7 +74,7 @@ async fn services(
         ChunkServer::open(disks).await
     } else {
         let config = StoreConfig { max_extent_bytes: 2 * MIB as u32, journal_bytes: Some(4 * MIB) };
-        let server = ChunkServer::format(disks, u128::from(s.seed) + 1, id, config).await;
+        let server = ChunkServer::format(disks, s.cluster_id, id, config).await;
         if server.is_ok() {
             provisioned.store(true, Ordering::Relaxed);
         }
@@ -96,7 +113,6 @@ async fn services(
     };
     let first_req = tessera_env::Rng::next_u64(&mut rng) >> 1;
     let io = StripeIo::new(SimClock, io_net, io_config(), first_req);
-    let rebuild = RebuildConfig { pass_interval_ms: 1_000, ..RebuildConfig::default() };
-    let rebuilder = Rebuilder::new(id, s.shards, meta, io, SimClock, map, repairs, progress, rebuild);
+    let rebuilder = Rebuilder::new(id, s.shards, meta, io, SimClock, map, repairs, progress, s.rebuild.clone());
     rebuilder.run().await;
 }

@@ -257,7 +257,11 @@ pub async fn wait_for_rebuild(
             return Ok(status.progress.stripes_done);
         }
         if SimClock.now().saturating_since(start) > limit {
-            return Err(format!("rebuild not finished {} s after healing ({} dead nodes)", limit.as_secs(), dead.len()));
+            return Err(format!(
+                "rebuild not finished {} s after healing ({} dead nodes)",
+                limit.as_secs(),
+                dead.len()
+            ));
         }
     }
 }
