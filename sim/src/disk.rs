@@ -32,6 +32,12 @@ const SECTOR: u64 = SECTOR_SIZE_BYTES as u64;
 type Sector = [u8; SECTOR_SIZE_BYTES];
 static ZERO_SECTOR: Sector = [0; SECTOR_SIZE_BYTES];
 
+/// The shared sector of zeros (stored once per process, whatever the number of drives writing zeros).
+fn zero_sector() -> Arc<Sector> {
+    static ZERO: std::sync::OnceLock<Arc<Sector>> = std::sync::OnceLock::new();
+    ZERO.get_or_init(|| Arc::new(ZERO_SECTOR)).clone()
+}
+
 /// Performance of a simulated device.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DiskModel {
@@ -91,12 +97,12 @@ const OVERWRITTEN_KEPT: usize = 4;
 
 struct DiskState {
     rng: DetRng,
-    durable: BTreeMap<u64, Box<Sector>>,
+    durable: BTreeMap<u64, Arc<Sector>>,
     /// Live content of sectors written since the last flush; their durable content is in `durable`.
-    dirty: BTreeMap<u64, Box<Sector>>,
+    dirty: BTreeMap<u64, Arc<Sector>>,
     /// Earlier unflushed versions of dirty sectors (oldest first, at most [`OVERWRITTEN_KEPT`] each): a
     /// sector written twice since the last flush may come back from a crash holding the first write.
-    overwritten: BTreeMap<u64, Vec<Box<Sector>>>,
+    overwritten: BTreeMap<u64, Vec<Arc<Sector>>>,
     failing_reads: BTreeSet<u64>,
     offline: bool,
     fenced: bool,
@@ -113,7 +119,7 @@ struct DiskState {
 
 impl DiskState {
     fn live(&self, sector: u64) -> &Sector {
-        self.dirty.get(&sector).or_else(|| self.durable.get(&sector)).map_or(&ZERO_SECTOR, |b| b)
+        self.dirty.get(&sector).or_else(|| self.durable.get(&sector)).map_or(&ZERO_SECTOR, |b| &**b)
     }
 
     /// Write `data` into the dirty layer, each sector independently with probability 1/2 when `torn`.
@@ -123,8 +129,15 @@ impl DiskState {
             if torn && self.rng.chance(1, 2) {
                 continue;
             }
-            let mut sector = Box::new(ZERO_SECTOR);
-            sector.copy_from_slice(chunk);
+            // Sectors of zeros (a formatted journal, padding) share one allocation: a simulation holds
+            // thousands of drives.
+            let sector = if chunk.iter().all(|&b| b == 0) {
+                zero_sector()
+            } else {
+                let mut sector = Box::new(ZERO_SECTOR);
+                sector.copy_from_slice(chunk);
+                Arc::from(sector)
+            };
             let index = offset_bytes / SECTOR + i as u64;
             if let Some(previous) = self.dirty.insert(index, sector) {
                 let versions = self.overwritten.entry(index).or_default();
@@ -284,17 +297,27 @@ impl SimDisk {
             let mask = (s.rng.below(255) + 1) as u8;
             positions.push((pos, mask));
         }
-        let durable = s.durable.entry(sector).or_insert_with(|| Box::new(ZERO_SECTOR));
+        let durable = Arc::make_mut(s.durable.entry(sector).or_insert_with(zero_sector));
         for &(pos, mask) in &positions {
             durable[pos] ^= mask;
         }
-        if let Some(dirty) = s.dirty.get_mut(&sector) {
+        if let Some(dirty) = s.dirty.get_mut(&sector).map(Arc::make_mut) {
             for &(pos, mask) in &positions {
                 dirty[pos] ^= mask;
             }
         }
         drop(s);
         ev!(self, "corrupt sector {sector}: {flips} bytes flipped");
+    }
+
+    /// Forget every sector (the run is over). Tasks that madsim does not drop with its runtime keep
+    /// clones of a disk (madsim issue 242); this returns the disk's memory anyway.
+    pub fn release_memory(&self) {
+        let mut s = self.lock();
+        s.durable = BTreeMap::new();
+        s.dirty = BTreeMap::new();
+        s.overwritten = BTreeMap::new();
+        s.offline = true;
     }
 
     /// Sectors from `first` on that hold durable data (for a nemesis that corrupts written data).
