@@ -31,6 +31,9 @@ pub struct Nemesis {
     /// Nodes with a data drive made to fail (at most one drive per node).
     failed_drives: BTreeSet<NodeId>,
     pub corruptions: u64,
+    /// Chunk-losing disk faults (corruptions, drive failures) still allowed: a stripe may lose at most
+    /// K chunks in all, and the lost racks take `losses` of them (the fault budget of the safety phase).
+    disk_faults_left: u64,
 }
 
 /// Data drives start after the metadata drive; sectors below this hold the store's superblocks,
@@ -40,6 +43,7 @@ const DATA_REGION_FIRST_SECTOR: u64 = 8 * 1024 * 1024 / 4096;
 
 impl Nemesis {
     pub fn new(rng: DetRng, s: Arc<DataScenario>, map: SharedDataMap, losses: u64) -> Nemesis {
+        let disk_faults_left = super::tolerated(s.protection).saturating_sub(losses);
         Nemesis {
             rng,
             s,
@@ -50,6 +54,7 @@ impl Nemesis {
             pending: Vec::new(),
             failed_drives: BTreeSet::new(),
             corruptions: 0,
+            disk_faults_left,
         }
     }
 
@@ -169,6 +174,9 @@ impl Nemesis {
 
     /// Latent corruption of a written data block of a random data drive of a random node.
     fn corrupt(&mut self, cluster: &mut Cluster) {
+        if self.disk_faults_left == 0 {
+            return;
+        }
         let servers = self.servers();
         let id = servers[self.rng.below(servers.len() as u64) as usize];
         let disks = cluster.disks(id);
@@ -180,16 +188,21 @@ impl Nemesis {
         let sector = written[self.rng.below(written.len() as u64) as usize];
         disk.corrupt_sector(sector);
         self.corruptions += 1;
+        self.disk_faults_left -= 1;
     }
 
     /// The next write of one data drive of a node fails: the drive is fenced and its chunks are lost to
     /// the node until it restarts (the operator repairs it when everything heals).
     fn fail_drive(&mut self, cluster: &mut Cluster) {
+        if self.disk_faults_left == 0 {
+            return;
+        }
         let servers = self.servers();
         let id = servers[self.rng.below(servers.len() as u64) as usize];
         if !self.failed_drives.insert(id) {
             return;
         }
+        self.disk_faults_left -= 1;
         let disks = cluster.disks(id);
         disks[1 + self.rng.below(disks.len() as u64 - 1) as usize].fail_next_write();
     }

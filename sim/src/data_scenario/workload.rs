@@ -242,14 +242,22 @@ pub async fn wait_for_rebuild(
     loop {
         SimClock.sleep(Duration::from_millis(1_000)).await;
         let mut settled = true;
+        let mut unsettled = Vec::new();
         for (id, status) in ids.iter().zip(io.status(&ids).await) {
             match status {
                 Ok(s) => {
                     let base = *first.entry(*id).or_insert(s.rebuild.scrub_cycles);
                     // A full scrub cycle that began after healing found nothing, and rebuild is idle.
-                    settled &= s.rebuild.idle && s.rebuild.scrub_cycles >= base + 2 && s.rebuild.scrub_clean;
+                    let done = s.rebuild.idle && s.rebuild.scrub_cycles >= base + 2 && s.rebuild.scrub_clean;
+                    if !done {
+                        unsettled.push(format!("{id}: {:?}", s.rebuild));
+                    }
+                    settled &= done;
                 }
-                Err(_) => settled = false,
+                Err(e) => {
+                    unsettled.push(format!("{id}: {e}"));
+                    settled = false;
+                }
             }
         }
         if settled {
@@ -257,10 +265,12 @@ pub async fn wait_for_rebuild(
             return Ok(status.progress.stripes_done);
         }
         if SimClock.now().saturating_since(start) > limit {
+            let first = unsettled.first().cloned().unwrap_or_default();
             return Err(format!(
-                "rebuild not finished {} s after healing ({} dead nodes)",
+                "rebuild not finished {} s after healing ({} dead nodes); {} nodes unsettled, first {first}",
                 limit.as_secs(),
-                dead.len()
+                dead.len(),
+                unsettled.len()
             ));
         }
     }

@@ -35,7 +35,9 @@ use tessera_meta::{Errno, InodeId, MetaOp, MetaReply};
 
 use crate::data_endpoint;
 use crate::reclaim::Reclaimer;
-use crate::stripe_io::{ChunkGet, ChunkPut, StripeIo, StripeShape, decode_stripe, encode_stripe, stripe_key};
+use crate::stripe_io::{
+    ChunkGet, ChunkPut, StripeIo, StripeIoError, StripeShape, decode_stripe, encode_stripe, stripe_key,
+};
 use crate::wire::{ChunkKey, ChunkMeta, RebuildProgress};
 
 /// The nodes the data path may use, as the config service decides (the embedding process writes it).
@@ -115,6 +117,15 @@ pub struct PassReport {
     /// Stripes that could not be finished this pass (read, write or metadata failures): retried next.
     pub deferred: u64,
     pub repaired: u64,
+}
+
+/// Why a stripe was not rebuilt in this pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RebuildError {
+    /// Something did not answer or failed for now: the next pass tries again.
+    Retry,
+    /// Fewer chunks are left than the stripe needs (besides the dead nodes' chunks, others are gone).
+    Unrecoverable,
 }
 
 /// A damaged stripe: the chunks lost, the inode referencing it.
@@ -276,7 +287,13 @@ impl<C: Clock, W: WallClock, N: Net, R: Rng> Rebuilder<C, W, N, R> {
                     }
                     self.throttle(bytes).await;
                 }
-                Err(()) => report.deferred += 1,
+                Err(RebuildError::Retry) => report.deferred += 1,
+                Err(RebuildError::Unrecoverable) => {
+                    report.unrecoverable += 1;
+                    if self.unrecoverable.insert(d.stripe.id) {
+                        self.progress.lock().expect("progress").stripes_unrecoverable += 1;
+                    }
+                }
             }
         }
         if self.config.scrub_stripes_per_pass > 0 && (map.dead.is_empty() || report.damaged == report.unrecoverable) {
@@ -326,17 +343,24 @@ impl<C: Clock, W: WallClock, N: Net, R: Rng> Rebuilder<C, W, N, R> {
     }
 
     /// Rebuild one stripe's lost chunks onto new nodes; returns the chunk bytes written.
-    async fn rebuild_stripe(&mut self, d: &Damaged, map: &DataMap) -> Result<u64, ()> {
+    async fn rebuild_stripe(&mut self, d: &Damaged, map: &DataMap) -> Result<u64, RebuildError> {
         let live = map.live();
         let skip: BTreeSet<u8> = d.lost.iter().copied().collect();
-        let (chunks, _failures) = self.io.read_stripe_chunks(&d.stripe, &skip).await.map_err(|_| ())?;
+        let (chunks, _failures) = match self.io.read_stripe_chunks(&d.stripe, &skip).await {
+            Ok(read) => read,
+            // Too few chunks left, and every missing one is gone for sure (not merely unanswered).
+            Err(StripeIoError::Unrecoverable { failures, .. }) if failures.iter().all(|f| f.error.chunk_lost()) => {
+                return Err(RebuildError::Unrecoverable);
+            }
+            Err(_) => return Err(RebuildError::Retry),
+        };
         let mut used: BTreeSet<u32> = (0..d.stripe.nodes.len() as u8)
             .filter(|i| !skip.contains(i))
             .filter_map(|i| map.rack_of(d.stripe.nodes[usize::from(i)]))
             .collect();
         let mut puts = Vec::new();
         for &index in &d.lost {
-            let target = rebuild_target(d.stripe.id, index, &live, &used).ok_or(())?;
+            let target = rebuild_target(d.stripe.id, index, &live, &used).ok_or(RebuildError::Retry)?;
             used.insert(map.rack_of(target).expect("a live node is a member"));
             let key = ChunkKey { stripe: d.stripe.id, index };
             puts.push(ChunkPut { node: target, key, payload: chunks[usize::from(index)].clone() });
@@ -346,7 +370,7 @@ impl<C: Clock, W: WallClock, N: Net, R: Rng> Rebuilder<C, W, N, R> {
         if results.iter().any(Result::is_err) {
             // Not freed: the next pass puts the same chunks to the same targets again (a put of the same
             // key and bytes is a no-op), and a free re-sent or delayed past that put would delete it.
-            return Err(());
+            return Err(RebuildError::Retry);
         }
         let mut bytes = 0;
         for &(index, to) in &targets {
@@ -374,7 +398,7 @@ impl<C: Clock, W: WallClock, N: Net, R: Rng> Rebuilder<C, W, N, R> {
                     }
                 }
                 // Unknown outcome: the next pass sees where the chunk is (the same target is chosen again).
-                _ => return Err(()),
+                _ => return Err(RebuildError::Retry),
             }
         }
         Ok(bytes)

@@ -15,6 +15,9 @@ use crate::wire::ChunkKey;
 /// freed the stripe the first map named: the next map names the new one).
 pub const READ_MAP_ATTEMPTS_MAX: u32 = 3;
 
+/// Longest read one call serves (the bytes are returned in one buffer); longer is EINVAL.
+pub const READ_LEN_MAX_BYTES: u64 = 64 * 1024 * 1024;
+
 /// Chunks of one stripe a read found gone, to put back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StripeRepair {
@@ -36,8 +39,12 @@ pub struct RepairReport {
 }
 
 impl<C: Clock, W: WallClock, N: Net, R: Rng> DataClient<C, W, N, R> {
-    /// Reads `len` bytes of regular file `ino` from `offset` (fewer at the end of the file).
+    /// Reads `len` bytes of regular file `ino` from `offset` (fewer at the end of the file); `len` at
+    /// most [`READ_LEN_MAX_BYTES`] (EINVAL otherwise).
     pub async fn read(&mut self, ino: InodeId, offset: u64, len: u64) -> Result<Vec<u8>, DataPathError> {
+        if len > READ_LEN_MAX_BYTES {
+            return Err(DataPathError::Posix(Errno::EINVAL));
+        }
         let mut attempt = 1;
         loop {
             let map = match self.meta_call(MetaOp::ReadMap { ino, offset, len }, false).await? {
