@@ -30,7 +30,7 @@ use crate::data_scenario::node::{ServicesSetup, io_config, services_hook};
 use crate::data_scenario::workload::SimDataClient;
 use crate::disk::DiskModel;
 use crate::env::SimClock;
-use crate::meta_support::{HostCluster, MetaScenario, leaders, start_hosts_with};
+use crate::meta_support::{HostCluster, MetaScenario, start_hosts_with, wait_for_all_leaders};
 use crate::trace::Trace;
 
 const CLIENTS_PER_NODE: u64 = 2;
@@ -101,13 +101,7 @@ async fn run(nodes: u64, seed: u64, trace: Trace) -> Result<DataScaleResult, Str
     let mut rng = DetRng::from_seed(seed).fork("data-scale");
     let roots = BTreeMap::from([(0, (InodeId::ROOT, ROOT_CREATED_NS))]);
     let HostCluster { mut cluster, views, .. } = start_hosts_with(&m, roots, &mut rng, &trace, Some(hook));
-    let start = SimClock.now();
-    while leaders(&cluster, &views).len() < usize::from(shards) {
-        if SimClock.now().saturating_since(start) > Duration::from_secs(120) {
-            return Err(format!("only {} of {shards} shards have a leader", leaders(&cluster, &views).len()));
-        }
-        SimClock.sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_all_leaders(&cluster, &views, shards, Duration::from_secs(120)).await?;
     SimClock.sleep(Duration::from_secs(2)).await;
 
     let clients = nodes * CLIENTS_PER_NODE;

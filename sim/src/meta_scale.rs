@@ -24,7 +24,7 @@ use tessera_meta::{Credentials, InodeId, MetaOp, MetaReply};
 
 use crate::cluster::NodeSpec;
 use crate::env::{SimClock, SimWallClock};
-use crate::meta_support::{HostCluster, MetaScenario, leaders, start_hosts};
+use crate::meta_support::{HostCluster, MetaScenario, start_hosts, wait_for_all_leaders};
 use crate::net::SimNet;
 use crate::trace::Trace;
 
@@ -71,13 +71,7 @@ async fn run(nodes: u64, seed: u64, trace: Trace) -> Result<ScaleResult, String>
     let roots = BTreeMap::from([(0, (InodeId::ROOT, ROOT_CREATED_NS))]);
     let HostCluster { mut cluster, views, map, .. } = start_hosts(&s, roots, &mut rng, &trace);
     let directory = ShardDirectory::new(&map.map, map.epoch).map_err(|e| e.to_string())?;
-    let start = SimClock.now();
-    while leaders(&cluster, &views).len() < usize::from(shards) {
-        if SimClock.now().saturating_since(start) > Duration::from_secs(120) {
-            return Err(format!("only {} of {shards} shards have a leader", leaders(&cluster, &views).len()));
-        }
-        SimClock.sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_all_leaders(&cluster, &views, shards, Duration::from_secs(120)).await?;
     // Let leadership settle on the preferred replicas before measuring.
     SimClock.sleep(Duration::from_secs(2)).await;
     let clients = nodes * CLIENTS_PER_NODE;

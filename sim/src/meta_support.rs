@@ -275,6 +275,26 @@ pub fn start_hosts_with(
     HostCluster { cluster, maps, views, map }
 }
 
+/// Wait until every one of `shards` shards has a leader, for at most `limit` of simulated time.
+pub async fn wait_for_all_leaders(
+    cluster: &Cluster,
+    views: &BTreeMap<NodeId, SharedHostView>,
+    shards: u16,
+    limit: Duration,
+) -> Result<(), String> {
+    let start = SimClock.now();
+    loop {
+        let led = leaders(cluster, views).len();
+        if led >= usize::from(shards) {
+            return Ok(());
+        }
+        if SimClock.now().saturating_since(start) > limit {
+            return Err(format!("only {led} of {shards} shards have a leader"));
+        }
+        SimClock.sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Leaders per shard as the live nodes report them (the highest term wins).
 pub fn leaders(cluster: &Cluster, views: &BTreeMap<NodeId, SharedHostView>) -> BTreeMap<u16, (NodeId, u64)> {
     let mut leaders: BTreeMap<u16, (NodeId, u64)> = BTreeMap::new();

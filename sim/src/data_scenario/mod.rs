@@ -35,7 +35,7 @@ use tessera_meta::host::{HostConfig, SharedHostView};
 use crate::cluster::{Cluster, NodeSpec};
 use crate::disk::DiskModel;
 use crate::env::SimClock;
-use crate::meta_support::{HostCluster, MetaScenario, leaders, start_hosts_with};
+use crate::meta_support::{HostCluster, MetaScenario, start_hosts_with, wait_for_all_leaders};
 use crate::net::NetConfig;
 use crate::trace::Trace;
 use nemesis::Nemesis;
@@ -349,16 +349,6 @@ impl Run {
     }
 
     async fn wait_for_leaders(&self, limit: Duration) -> Result<(), String> {
-        let start = SimClock.now();
-        loop {
-            let led = leaders(&self.cluster, &self.views).len();
-            if led >= usize::from(self.s.shards) {
-                return Ok(());
-            }
-            if SimClock.now().saturating_since(start) > limit {
-                return Err(format!("only {led} of {} shards have a leader", self.s.shards));
-            }
-            SimClock.sleep(Duration::from_millis(100)).await;
-        }
+        wait_for_all_leaders(&self.cluster, &self.views, self.s.shards, limit).await
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tessera_data::data_endpoint;
 use tessera_data::host::{ChunkHost, ChunkHostConfig};
-use tessera_data::rebuild::{RebuildConfig, Rebuilder, RepairQueue, SharedDataMap, SharedProgress};
+use tessera_data::rebuild::{NodeShared, RebuildConfig, Rebuilder, RepairQueue, SharedDataMap, SharedProgress};
 use tessera_data::server::ChunkServer;
 use tessera_data::stripe_io::{IoConfig, StripeIo};
 use tessera_data::wire::RebuildProgress;
@@ -113,6 +113,7 @@ async fn services(
     };
     let first_req = tessera_env::Rng::next_u64(&mut rng) >> 1;
     let io = StripeIo::new(SimClock, io_net, io_config(), first_req);
-    let rebuilder = Rebuilder::new(id, s.shards, meta, io, SimClock, map, repairs, progress, s.rebuild.clone());
+    let shared = NodeShared { map, repairs, progress };
+    let rebuilder = Rebuilder::new(id, s.shards, (meta, io), SimClock, shared, s.rebuild.clone());
     rebuilder.run().await;
 }

@@ -14,8 +14,7 @@ use std::time::Duration;
 use tessera_config::placement::PlacementNode;
 use tessera_data::client::{DataClient, DataClientConfig, DataPathError};
 use tessera_data::rebuild::SharedDataMap;
-use tessera_data::stripe_io::{ChunkGet, StripeIo, StripeShape, encode_stripe};
-use tessera_data::wire::ChunkKey;
+use tessera_data::stripe_io::{StripeIo, StripeShape, encode_stripe, whole_chunk_gets};
 use tessera_env::{Clock, DetRng, NodeId, Rng};
 use tessera_meta::client::{ClientConfig, MetaClient, ShardDirectory};
 use tessera_meta::content::StripeRef;
@@ -322,14 +321,7 @@ async fn check_stripe(
     if let Some(n) = stripe.nodes.iter().find(|n| dead.contains(n)) {
         return Err(format!("{ino:?} {:?}: chunk still on dead node {n} after rebuild", stripe.id));
     }
-    let gets: Vec<ChunkGet> = (0..stripe.nodes.len())
-        .map(|i| ChunkGet {
-            node: stripe.nodes[i],
-            key: ChunkKey { stripe: stripe.id, index: i as u8 },
-            offset_bytes: 0,
-            len_bytes: stripe.chunk_len_bytes,
-        })
-        .collect();
+    let gets = whole_chunk_gets(stripe);
     let mut chunks = Vec::new();
     for (get, result) in gets.iter().zip(io.get_chunks(&gets).await) {
         match result {

@@ -33,7 +33,7 @@ use tessera_specs::posix_history::{check_posix, shape};
 
 use crate::cluster::{Cluster, NodeSpec};
 use crate::env::{SimClock, SimWallClock};
-use crate::meta_support::{HostCluster, MetaScenario, leaders, start_hosts};
+use crate::meta_support::{HostCluster, MetaScenario, leaders, start_hosts, wait_for_all_leaders};
 use crate::net::SimNet;
 use crate::trace::Trace;
 use nemesis::Nemesis;
@@ -233,17 +233,7 @@ impl Run {
     }
 
     async fn wait_for_leaders(&self, limit: Duration) -> Result<(), String> {
-        let start = SimClock.now();
-        loop {
-            let led = leaders(&self.cluster, &self.views).len();
-            if led >= usize::from(self.s.base.shards) {
-                return Ok(());
-            }
-            if SimClock.now().saturating_since(start) > limit {
-                return Err(format!("only {led} of {} shards have a leader", self.s.base.shards));
-            }
-            SimClock.sleep(Duration::from_millis(100)).await;
-        }
+        wait_for_all_leaders(&self.cluster, &self.views, self.s.base.shards, limit).await
     }
 
     /// Once every transaction resolved, the leaders' states together are one consistent namespace.

@@ -36,7 +36,7 @@ use tessera_meta::{Errno, InodeId, MetaOp, MetaReply};
 use crate::data_endpoint;
 use crate::reclaim::Reclaimer;
 use crate::stripe_io::{
-    ChunkGet, ChunkPut, StripeIo, StripeIoError, StripeShape, decode_stripe, encode_stripe, stripe_key,
+    ChunkPut, StripeIo, StripeIoError, StripeShape, decode_stripe, encode_stripe, stripe_key, whole_chunk_gets,
 };
 use crate::wire::{ChunkKey, ChunkMeta, RebuildProgress};
 
@@ -76,6 +76,15 @@ pub type SharedDataMap = Arc<Mutex<DataMap>>;
 /// Chunks this node's scrub found bad, waiting to be put back (filled by `crate::host`).
 pub type RepairQueue = Arc<Mutex<VecDeque<ChunkMeta>>>;
 pub type SharedProgress = Arc<Mutex<RebuildProgress>>;
+
+/// What a node's rebuilder shares with the rest of the node: the data map it reads, the repair queue
+/// its chunk host fills, the progress its chunk host reports.
+#[derive(Clone, Debug)]
+pub struct NodeShared {
+    pub map: SharedDataMap,
+    pub repairs: RepairQueue,
+    pub progress: SharedProgress,
+}
 
 /// Tunables of a node's rebuilder.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -191,18 +200,16 @@ pub fn rebuild_target(stripe: StripeId, index: u8, live: &[PlacementNode], used:
 
 impl<C: Clock, W: WallClock, N: Net, R: Rng> Rebuilder<C, W, N, R> {
     /// `meta` and `io` are this rebuilder's own endpoints (not the node's host or data endpoint).
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         id: NodeId,
         shards: u16,
-        meta: MetaClient<C, W, N, R>,
-        io: StripeIo<C, N>,
+        endpoints: (MetaClient<C, W, N, R>, StripeIo<C, N>),
         clock: C,
-        map: SharedDataMap,
-        repairs: RepairQueue,
-        progress: SharedProgress,
+        shared: NodeShared,
         config: RebuildConfig,
     ) -> Rebuilder<C, W, N, R> {
+        let (meta, io) = endpoints;
+        let NodeShared { map, repairs, progress } = shared;
         Rebuilder {
             id,
             shards,
@@ -509,14 +516,7 @@ impl<C: Clock, W: WallClock, N: Net, R: Rng> Rebuilder<C, W, N, R> {
     /// Check one stripe (see [`Rebuilder::scrub_stripes`]); returns the chunks put back.
     async fn scrub_stripe(&mut self, ino: InodeId, stripe: &StripeRef) -> Result<u64, ()> {
         let total = stripe.nodes.len();
-        let gets: Vec<ChunkGet> = (0..total)
-            .map(|i| ChunkGet {
-                node: stripe.nodes[i],
-                key: ChunkKey { stripe: stripe.id, index: i as u8 },
-                offset_bytes: 0,
-                len_bytes: stripe.chunk_len_bytes,
-            })
-            .collect();
+        let gets = whole_chunk_gets(stripe);
         let mut have: Vec<Option<Vec<u8>>> = Vec::with_capacity(total);
         let mut lost = BTreeSet::new();
         for (i, result) in self.io.get_chunks(&gets).await.into_iter().enumerate() {

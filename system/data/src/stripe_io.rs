@@ -720,6 +720,11 @@ impl<C: Clock, N: Net> StripeIo<C, N> {
     }
 }
 
+/// A get of every chunk of `stripe`, whole, from the node the stripe names for it (scrub, checkers).
+pub fn whole_chunk_gets(stripe: &StripeRef) -> Vec<ChunkGet> {
+    (0..stripe.nodes.len() as u8).map(|i| chunk_get(stripe, i, 0, stripe.chunk_len_bytes)).collect()
+}
+
 fn chunk_get(stripe: &StripeRef, index: u8, offset_bytes: u32, len_bytes: u32) -> ChunkGet {
     let key = ChunkKey { stripe: stripe.id, index };
     ChunkGet { node: stripe.nodes[usize::from(index)], key, offset_bytes, len_bytes }
