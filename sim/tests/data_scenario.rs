@@ -64,6 +64,14 @@ fn regression_seed_105_rebuild_is_checked_after_a_later_pass() {
     assert_seed_passes(105);
 }
 
+/// Seed 419 once never finished rebuilding: node 9 restarted, and its rebuilder's metadata client came
+/// back under the same client id, numbering its requests from the start again; the shards took them
+/// for stale duplicates of older requests and ignored them. A rebuilder now takes a fresh id per boot.
+#[test]
+fn regression_seed_419_a_restarted_rebuilder_is_heard() {
+    assert_seed_passes(419);
+}
+
 #[test]
 fn same_seed_same_trace() {
     let (a, ha) = run_data_seed(3, false);

@@ -104,7 +104,10 @@ async fn services(
     let io_net = fabric.endpoint_on(data_endpoint(meta_id), id, rack);
     let config = ClientConfig { op_timeout_ms: 10_000, attempts_max: 20, ..ClientConfig::default() };
     let client_rng = tessera_env::Rng::fork(&mut rng, "rebuilder-meta");
-    let meta = match MetaClient::new(meta_id.0, directory, config, SimClock, wall, meta_net, client_rng) {
+    // A fresh client id on every boot: shards remember each client's latest request and ignore older
+    // ones, and a restarted client numbers its requests from the start again.
+    let client_id = tessera_env::Rng::next_u64(&mut rng) | 1;
+    let meta = match MetaClient::new(client_id, directory, config, SimClock, wall, meta_net, client_rng) {
         Ok(meta) => meta,
         Err(e) => {
             trace.record(&source, format_args!("rebuilder cannot start: {e}"));
