@@ -25,6 +25,9 @@ pub enum MetaMessage {
     NotLeader { req: ReqId, shard: u16, leader: Option<NodeId>, epoch: u64 },
     /// The node is overloaded (its request queue is full): retry after a backoff.
     Busy { req: ReqId },
+    /// `req` is older than the latest request the shard remembers from the same client id: it is never
+    /// applied. A client that still waits for it was restarted under an id it had used before.
+    Stale { req: ReqId },
 }
 
 impl MetaMessage {

@@ -144,6 +144,7 @@ impl<C: Clock, W: WallClock, N: Net, R: Rng> MetaClient<C, W, N, R> {
                         Err(timeout(Some(shard), attempts, started, self.clock.now()))
                     }
                     CallEvent::NoSuchShard { shard } => Err(ClientError::NoSuchShard { shard }),
+                    CallEvent::Stale { shard } => Err(ClientError::StaleClientId { shard }),
                 };
             }
             self.refresh_directory();

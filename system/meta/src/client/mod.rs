@@ -52,6 +52,11 @@ pub enum ClientError {
     /// A shard answered a call with an answer of another kind (a service bug). Outcome unknown.
     #[error("shard {shard} answered a call with an answer of another kind")]
     UnexpectedAnswer { shard: u16 },
+    /// The shard remembers a newer request from this client id, so it never applies this one: the
+    /// client was restarted under an id it had used before (every incarnation needs a fresh id). Not
+    /// applied.
+    #[error("shard {shard} has seen newer requests from this client id; a restarted client needs a new id")]
+    StaleClientId { shard: u16 },
     /// The operation named a shard outside the shard map (a stale or foreign inode id).
     #[error("shard {shard} is not in the shard map")]
     NoSuchShard { shard: u16 },

@@ -47,6 +47,8 @@ pub enum CallEvent {
     DeadlineExceeded { shard: u16, attempts: u32 },
     /// The shard is not in the shard map (nothing was sent).
     NoSuchShard { shard: u16 },
+    /// The shard remembers a newer request of this client id: the call is never applied.
+    Stale { shard: u16 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,6 +238,10 @@ impl<R: Rng> Router<R> {
                 }
             }
             MetaMessage::Busy { req } if req == call.req && is_current_attempt(call, from) => self.back_off(now),
+            MetaMessage::Stale { req } if req == call.req => {
+                let shard = call.shard;
+                self.finish(CallEvent::Stale { shard });
+            }
             _ => {}
         }
     }

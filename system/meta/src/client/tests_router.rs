@@ -287,3 +287,18 @@ fn the_same_seed_gives_the_same_schedule() {
     assert_eq!(run(3), run(3));
     assert_ne!(run(3), run(4), "the jitter comes from the seed");
 }
+
+/// A shard that remembers newer requests from this client id answers `Stale`: the call ends at once
+/// (it is never applied, so waiting would only run into the deadline); a `Stale` for another request is
+/// ignored.
+#[test]
+fn stale_ends_the_call_at_once() {
+    let mut r = router();
+    let req = r.begin(0, getattr(), ms(0), ms(10_000));
+    let to = sent(&mut r, ms(0)).0;
+    r.handle_message(to, MetaMessage::Stale { req: ReqId { client: req.client, seq: req.seq + 1 } }, ms(1));
+    assert_eq!(r.poll_event(), None, "a stale answer to another request is ignored");
+    r.handle_message(to, MetaMessage::Stale { req }, ms(1));
+    assert_eq!(r.poll_event(), Some(CallEvent::Stale { shard: 0 }));
+    assert!(!r.is_busy());
+}

@@ -240,7 +240,10 @@ impl<C: Clock, W: WallClock, N: Net, D: Disk> MetaHost<C, W, N, D> {
                 self.deliver(envelope);
             }
             MetaMessage::Request { req, shard, epoch: _, call } => self.on_request(from, req, shard, call),
-            MetaMessage::Response { .. } | MetaMessage::NotLeader { .. } | MetaMessage::Busy { .. } => {}
+            MetaMessage::Response { .. }
+            | MetaMessage::NotLeader { .. }
+            | MetaMessage::Busy { .. }
+            | MetaMessage::Stale { .. } => {}
         }
     }
 
@@ -289,8 +292,12 @@ impl<C: Clock, W: WallClock, N: Net, D: Disk> MetaHost<C, W, N, D> {
                 }
                 return;
             }
-            // A duplicate of a request its client has moved on from: nobody waits for an answer.
-            Seen::Stale => return,
+            // A duplicate of a request its client has moved on from (it ignores this answer), or a
+            // client restarted under an old id (it must learn why it is never served).
+            Seen::Stale => {
+                self.outbox.push((from, MetaMessage::Stale { req }));
+                return;
+            }
             Seen::New => {}
         }
         if let Some(w) = hosted.waiting.get_mut(&req)
