@@ -117,3 +117,23 @@ impl Disk for MemDisk {
         if self.lock().fenced { Err(DiskError::Fenced) } else { Ok(()) }
     }
 }
+
+/// A clock for tests: time moves only by sleeping, when the sleep is first polled (not when it is made:
+/// `recv_or_sleep` makes one and polls it only if no message is waiting).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TestClock {
+    pub(crate) now_ns: std::sync::Arc<std::sync::Mutex<u64>>,
+}
+
+impl tessera_env::Clock for TestClock {
+    fn now(&self) -> tessera_env::MonoTime {
+        tessera_env::MonoTime::from_nanos(*self.now_ns.lock().expect("clock"))
+    }
+
+    fn sleep(&self, duration: std::time::Duration) -> impl std::future::Future<Output = ()> + Send {
+        let now_ns = std::sync::Arc::clone(&self.now_ns);
+        async move {
+            *now_ns.lock().expect("clock") += duration.as_nanos() as u64;
+        }
+    }
+}

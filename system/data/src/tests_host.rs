@@ -5,9 +5,8 @@ use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
-use std::time::Duration;
 
-use tessera_env::{Clock, MonoTime, Net, NetError, NodeId};
+use tessera_env::{Net, NetError, NodeId};
 use tessera_meta::InodeId;
 use tessera_meta::content::{StripeId, StripeLayout};
 use tessera_store::StoreConfig;
@@ -15,26 +14,10 @@ use tessera_store::StoreConfig;
 use crate::data_endpoint;
 use crate::host::{ChunkHost, HostConfig, HostConfigError, HostError, SharedRepairQueue, push_repair};
 use crate::server::ChunkServer;
-use crate::test_disk::{MemDisk, run};
+use crate::test_disk::{MemDisk, TestClock, run};
 use crate::wire::{
     CHUNK_PAYLOAD_MAX_BYTES, ChunkKey, ChunkMeta, DataError, DataMessage, FREE_KEYS_MAX, RebuildProgress,
 };
-
-#[derive(Clone, Debug)]
-struct TestClock {
-    now_ns: Arc<Mutex<u64>>,
-}
-
-impl Clock for TestClock {
-    fn now(&self) -> MonoTime {
-        MonoTime::from_nanos(*self.now_ns.lock().expect("clock"))
-    }
-
-    fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send {
-        *self.now_ns.lock().expect("clock") += duration.as_nanos() as u64;
-        std::future::ready(())
-    }
-}
 
 #[derive(Clone, Debug, Default)]
 struct Wire {

@@ -9,13 +9,13 @@ use std::task::Poll;
 use std::time::Duration;
 
 use tessera_config::model::Protection;
-use tessera_env::{Clock, DetRng, MonoTime, Net, NetError, NodeId, Rng};
+use tessera_env::{DetRng, Net, NetError, NodeId, Rng};
 use tessera_meta::InodeId;
 use tessera_meta::content::{StripeId, StripeLayout, StripeRef};
 
 use super::*;
 use crate::node_of_endpoint;
-use crate::test_disk::run;
+use crate::test_disk::{TestClock, run};
 use crate::wire::{CHUNK_PAYLOAD_MAX_BYTES, ChunkKey, DataError, DataMessage};
 
 fn ec(data: u8, parity: u8) -> StripeLayout {
@@ -186,26 +186,6 @@ fn stripe_keys_spread() {
 }
 
 // ---- I/O against in-test nodes ----
-
-#[derive(Clone, Debug)]
-struct TestClock {
-    now_ns: Arc<Mutex<u64>>,
-}
-
-impl Clock for TestClock {
-    fn now(&self) -> MonoTime {
-        MonoTime::from_nanos(*self.now_ns.lock().expect("clock"))
-    }
-
-    /// Time moves when the sleep is first polled (not when it is made: `recv_or_sleep` makes one and
-    /// polls it only if no message is waiting).
-    fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send {
-        let now_ns = Arc::clone(&self.now_ns);
-        async move {
-            *now_ns.lock().expect("clock") += duration.as_nanos() as u64;
-        }
-    }
-}
 
 /// The nodes behind the network: their chunks and faults.
 #[derive(Debug, Default)]
