@@ -18,16 +18,16 @@ use std::time::Duration;
 
 use tessera_config::model::Protection;
 use tessera_config::placement::{self, PlacementNode};
-use tessera_data::client::{DataClient, DataClientConfig};
+use tessera_data::client::DataClientConfig;
 use tessera_data::rebuild::{DataMap, RebuildConfig, SharedDataMap};
 use tessera_data::stripe_io::StripeIo;
 use tessera_env::{Clock, DetRng, NodeId, Rng};
-use tessera_meta::client::{ClientConfig, MetaClient, ShardDirectory};
+use tessera_meta::client::{ClientConfig, ShardDirectory};
 use tessera_meta::{Credentials, InodeId, MetaOp, MetaReply};
 
 use crate::cluster::NodeSpec;
 use crate::data_scenario::node::{ServicesSetup, io_config, services_hook};
-use crate::data_scenario::workload::SimDataClient;
+use crate::data_scenario::workload::{SimDataClient, make_client};
 use crate::disk::DiskModel;
 use crate::env::SimClock;
 use crate::meta_support::{HostCluster, MetaScenario, start_hosts_with, wait_for_all_leaders};
@@ -107,22 +107,15 @@ async fn run(nodes: u64, seed: u64, trace: Trace) -> Result<DataScaleResult, Str
     let clients = nodes * CLIENTS_PER_NODE;
     let mut new_client = |cluster: &mut crate::cluster::Cluster, id: NodeId| -> Result<SimDataClient, String> {
         cluster.add_node(NodeSpec { id, rack: u32::MAX, disks: 0 }, |_env| std::future::pending());
-        let fabric = cluster.network();
-        let meta_net = fabric.endpoint_on(id, id, u32::MAX);
-        let data_net = fabric.endpoint_on(tessera_data::data_endpoint(id), id, u32::MAX);
-        let wall = cluster.wall_clock(id).clone();
-        let config = ClientConfig { op_timeout_ms: 60_000, ..ClientConfig::default() };
-        let mut client_rng = rng.fork(&id.to_string());
-        let meta = MetaClient::new(id.0, directory.clone(), config, SimClock, wall, meta_net, client_rng.fork("meta"))
-            .map_err(|e| e.to_string())?;
+        let meta_config = ClientConfig { op_timeout_ms: 60_000, ..ClientConfig::default() };
         let config = DataClientConfig {
             protection: Protection::ErasureCoded { data: 4, parity: 2 },
             inline_max_bytes: 0,
             request_timeout_ms: 2_000,
             ..DataClientConfig::default()
         };
-        DataClient::new(meta, data_net, SimClock, &mut client_rng, config, placement_nodes.clone())
-            .map_err(|e| e.to_string())
+        let rng = rng.fork(&id.to_string());
+        make_client(cluster, id, directory.clone(), meta_config, config, placement_nodes.clone(), rng)
     };
     let mut setup_client = new_client(&mut cluster, NodeId(9_999))?;
     let files = cluster

@@ -94,7 +94,7 @@ impl MetaScenario {
 
     /// The failure domain of node `id`.
     pub fn rack_of(&self, id: NodeId) -> u32 {
-        if self.nodes_per_rack <= 1 { id.0 as u32 } else { ((id.0 - 1) / self.nodes_per_rack) as u32 }
+        rack_of(self.nodes_per_rack, id)
     }
 
     pub fn summary(&self) -> String {
@@ -126,6 +126,12 @@ impl MetaScenario {
     fn roots(&self) -> BTreeMap<u16, (InodeId, u64)> {
         (0..self.shards).map(|s| (s, (InodeId::new(s, 1), ROOT_CREATED_NS))).collect()
     }
+}
+
+/// The failure domain of node `id` when nodes are grouped `nodes_per_rack` to a rack (with 1, node `i`
+/// is alone in rack `i`).
+pub fn rack_of(nodes_per_rack: u64, id: NodeId) -> u32 {
+    if nodes_per_rack <= 1 { id.0 as u32 } else { ((id.0 - 1) / nodes_per_rack) as u32 }
 }
 
 /// What one run measured and decided.

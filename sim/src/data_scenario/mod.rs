@@ -332,20 +332,16 @@ impl Run {
         self.outcome.stripes_rebuilt = rebuilt;
         let l = ledger.lock().expect("ledger").clone();
         workload::check_files(&mut checker, &l).await?;
-        workload::check_stripes(&mut checker, &mut io, &live, &dead, self.s.shards, &self.nodes).await
+        workload::check_stripes(&mut checker, &mut io, &dead, self.s.shards, &self.nodes).await
     }
 
     fn client(&mut self, id: NodeId) -> SimDataClient {
         self.cluster.add_node(NodeSpec { id, rack: u32::MAX, disks: 0 }, |_env| std::future::pending());
         let rng = self.rng.fork(&format!("client:{id}"));
-        workload::make_client(
-            &self.cluster,
-            id,
-            self.directory.clone(),
-            &self.s,
-            self.map.lock().expect("map").live(),
-            rng,
-        )
+        let (meta_config, config) = workload::scenario_client_config(&self.s);
+        let nodes = self.map.lock().expect("map").live();
+        workload::make_client(&self.cluster, id, self.directory.clone(), meta_config, config, nodes, rng)
+            .expect("a valid client config")
     }
 
     async fn wait_for_leaders(&self, limit: Duration) -> Result<(), String> {

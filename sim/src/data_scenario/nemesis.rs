@@ -71,7 +71,7 @@ impl Nemesis {
     }
 
     fn rack_of(&self, id: NodeId) -> u32 {
-        self.s.meta().rack_of(id)
+        crate::meta_support::rack_of(self.s.nodes_per_rack, id)
     }
 
     /// Inject faults until `until` or until `stop()`; lose the planned racks at random moments (all of

@@ -33,30 +33,36 @@ fn creds() -> Credentials {
     Credentials::root()
 }
 
-/// A client on endpoint `id` (metadata) and its data endpoint.
+/// A client on endpoint `id` (metadata) and its data endpoint, on a node of its own.
 pub fn make_client(
     cluster: &Cluster,
     id: NodeId,
     directory: ShardDirectory,
-    s: &DataScenario,
+    meta_config: ClientConfig,
+    config: DataClientConfig,
     nodes: Vec<PlacementNode>,
     mut rng: DetRng,
-) -> SimDataClient {
+) -> Result<SimDataClient, String> {
     let fabric = cluster.network();
     let meta_net = fabric.endpoint_on(id, id, u32::MAX);
     let data_net = fabric.endpoint_on(tessera_data::data_endpoint(id), id, u32::MAX);
     let wall = cluster.wall_clock(id).clone();
-    let config = ClientConfig { op_timeout_ms: 20_000, attempts_max: 40, ..ClientConfig::default() };
-    let meta = MetaClient::new(id.0, directory, config, SimClock, wall, meta_net, rng.fork("meta"))
-        .expect("a valid client config");
-    let config = DataClientConfig {
+    let meta = MetaClient::new(id.0, directory, meta_config, SimClock, wall, meta_net, rng.fork("meta"))
+        .map_err(|e| e.to_string())?;
+    DataClient::new(meta, data_net, SimClock, &mut rng, config, nodes).map_err(|e| e.to_string())
+}
+
+/// The data scenario's client configuration.
+pub fn scenario_client_config(s: &DataScenario) -> (ClientConfig, DataClientConfig) {
+    let meta = ClientConfig { op_timeout_ms: 20_000, attempts_max: 40, ..ClientConfig::default() };
+    let data = DataClientConfig {
         protection: s.protection,
         inline_max_bytes: s.inline_max_bytes,
         request_timeout_ms: io_config().request_timeout.as_millis() as u64,
         resend_max: io_config().resend_max,
         ..DataClientConfig::default()
     };
-    DataClient::new(meta, data_net, SimClock, &mut rng, config, nodes).expect("a valid data client config")
+    (meta, data)
 }
 
 /// A second data endpoint of client `id`, for the checker's direct chunk reads.
@@ -280,13 +286,11 @@ pub async fn wait_for_rebuild(
 pub async fn check_stripes(
     client: &mut SimDataClient,
     io: &mut StripeIo<SimClock, SimNet>,
-    live: &[PlacementNode],
     dead: &BTreeSet<NodeId>,
     shards: u16,
     nodes: &[PlacementNode],
 ) -> Result<(), String> {
     let rack: BTreeMap<NodeId, u32> = nodes.iter().map(|n| (n.id, n.rack)).collect();
-    let _ = live;
     for shard in 0..shards {
         let mut after = None;
         loop {

@@ -33,10 +33,10 @@ use tessera_meta::client::{ClientError, MetaClient};
 use tessera_meta::content::{StripeId, StripeRef};
 use tessera_meta::{Errno, InodeId, MetaOp, MetaReply};
 
-use crate::data_endpoint;
 use crate::reclaim::Reclaimer;
 use crate::stripe_io::{
-    ChunkPut, StripeIo, StripeIoError, StripeShape, decode_stripe, encode_stripe, stripe_key, whole_chunk_gets,
+    ChunkPut, StripeIo, StripeIoError, StripeShape, decode_stripe, encode_stripe, splitmix64, stripe_key,
+    whole_chunk_gets,
 };
 use crate::wire::{ChunkKey, ChunkMeta, RebuildProgress};
 
@@ -181,21 +181,14 @@ impl<C: Clock, W: WallClock, N: Net, R: Rng> std::fmt::Debug for Rebuilder<C, W,
 
 /// The live node that rebuilds (and reclaims) shard `shard`: the highest rendezvous score.
 pub fn shard_owner(shard: u16, live: &[PlacementNode]) -> Option<NodeId> {
-    live.iter().max_by_key(|n| (mix(u64::from(shard) ^ mix(n.id.0)), n.id)).map(|n| n.id)
-}
-
-fn mix(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+    live.iter().max_by_key(|n| (splitmix64(u64::from(shard) ^ splitmix64(n.id.0)), n.id)).map(|n| n.id)
 }
 
 /// Where lost chunk `index` of `stripe` goes: a live node in a failure domain no other chunk of the
 /// stripe uses (`used`), chosen by rendezvous hashing of (stripe, index, node); `None` if there is none.
 pub fn rebuild_target(stripe: StripeId, index: u8, live: &[PlacementNode], used: &BTreeSet<u32>) -> Option<NodeId> {
-    let key = mix(stripe_key(stripe) ^ u64::from(index));
-    live.iter().filter(|n| !used.contains(&n.rack)).max_by_key(|n| (mix(key ^ n.id.0), n.id)).map(|n| n.id)
+    let key = splitmix64(stripe_key(stripe) ^ u64::from(index));
+    live.iter().filter(|n| !used.contains(&n.rack)).max_by_key(|n| (splitmix64(key ^ n.id.0), n.id)).map(|n| n.id)
 }
 
 impl<C: Clock, W: WallClock, N: Net, R: Rng> Rebuilder<C, W, N, R> {
@@ -556,11 +549,6 @@ impl<C: Clock, W: WallClock, N: Net, R: Rng> Rebuilder<C, W, N, R> {
         }
         let n = puts.len() as u64;
         if self.io.put_chunks(ino, stripe.layout, puts).await.iter().all(Result::is_ok) { Ok(n) } else { Err(()) }
-    }
-
-    /// This node's data endpoint (where its repaired chunks go).
-    pub fn data_endpoint(&self) -> NodeId {
-        data_endpoint(self.id)
     }
 }
 
