@@ -18,7 +18,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tessera_env::{Clock, Disk, MonoTime, Net, NetError, NodeId, recv_or_sleep, try_recv};
+use tessera_env::{Clock, Disk, MonoTime, Net, NetError, NodeId, buggify, recv_or_sleep, try_recv};
 
 use crate::DATA_ENDPOINT_BIT;
 use crate::server::ChunkServer;
@@ -191,7 +191,8 @@ impl<C: Clock, N: Net, D: Disk> ChunkHost<C, N, D> {
             self.serve(batch).await?;
         }
         let now = self.clock.now();
-        if now >= self.next_scrub {
+        // Fault hook: a scrub step before it is due (scrub only verifies and drops bad chunks).
+        if now >= self.next_scrub || buggify!("data.scrub_early") {
             let found = self.server.scrub_step(self.config.scrub_budget_blocks).await;
             self.queue_repairs(found);
             self.next_scrub = now + Duration::from_millis(self.config.scrub_interval_ms);
@@ -240,6 +241,10 @@ impl<C: Clock, N: Net, D: Disk> ChunkHost<C, N, D> {
         for (from, message) in others {
             let reply = self.answer(message).await;
             replies.push((from, reply));
+        }
+        if !replies.is_empty() && buggify!("data.reply_delay") {
+            // Fault hook: a stalled node; its answers come late (senders may time out and re-send).
+            self.clock.sleep(Duration::from_secs(1)).await;
         }
         for (to, reply) in replies {
             // Any other send error is a lost message: the sender re-sends after its timeout.

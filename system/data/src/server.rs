@@ -25,7 +25,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use tessera_env::{Disk, DiskError, NodeId, SECTOR_SIZE_BYTES};
+use tessera_env::{Disk, DiskError, NodeId, SECTOR_SIZE_BYTES, mark};
 use tessera_store::{DeviceIdentity, ExtentId, ScrubCursor, Store, StoreConfig, StoreError};
 
 use crate::chunk::{self, CHUNK_HEADER_BYTES, ChunkHeader};
@@ -498,9 +498,13 @@ impl<D: Disk> ChunkServer<D> {
     }
 
     fn already_stored(&self, meta: &ChunkMeta, payload: &[u8]) -> bool {
-        self.index.get(&meta.key).is_some_and(|loc| {
+        let stored = self.index.get(&meta.key).is_some_and(|loc| {
             loc.payload_len_bytes as usize == payload.len() && loc.payload_crc == crc32c::crc32c(payload)
-        })
+        });
+        if stored {
+            mark!("data.duplicate_put");
+        }
+        stored
     }
 
     /// Writes one encoded chunk on the first drive of the key's order that takes it.

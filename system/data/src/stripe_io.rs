@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use tessera_config::model::Protection;
 use tessera_ec::{Codec, CodecError, CodecKind, Geometry};
-use tessera_env::{Clock, MonoTime, Net, NetError, NodeId, recv_or_sleep};
+use tessera_env::{Clock, MonoTime, Net, NetError, NodeId, buggify, mark, recv_or_sleep};
 use tessera_meta::InodeId;
 use tessera_meta::content::{STRIPE_CHUNKS_MAX, StripeId, StripeLayout, StripeRef};
 
@@ -511,6 +511,11 @@ impl<C: Clock, N: Net> StripeIo<C, N> {
                         p.busy = true;
                         continue;
                     }
+                    if p.kind == Kind::Put && p.sends <= self.config.resend_max && buggify!("data.put_timeout") {
+                        // Fault hook: as if the answer came too late: the put is re-sent at the deadline
+                        // (puts are idempotent), with a re-send left for it.
+                        continue;
+                    }
                     p.outcome = Some(Ok(reply));
                     open -= 1;
                 }
@@ -631,12 +636,36 @@ impl<C: Clock, N: Net> StripeIo<C, N> {
         let ranges = data_chunk_ranges(stripe.layout, stripe.chunk_len_bytes, offset, len);
         let gets: Vec<ChunkGet> =
             ranges.iter().map(|r| chunk_get(stripe, r.index, r.offset_bytes, r.len_bytes)).collect();
-        let results = self.get_chunks(&gets).await;
+        let mut results = self.get_chunks(&gets).await;
         if results.iter().all(Result::is_ok) {
+            if buggify!("data.read_pretend_corrupt") {
+                // Fault hook: take the first chunk as failing its checksum and read degraded. If the
+                // others cannot make up for it, the verified bytes stand (the hook never makes a range unreadable).
+                let verified: Vec<u8> = results.iter().flat_map(|r| r.clone().expect("all ok")).collect();
+                let key = ChunkKey { stripe: stripe.id, index: ranges[0].index };
+                results[0] = Err(ChunkError::Data(DataError::Corrupt(key)));
+                return match self.degraded_range(stripe, offset, len, &ranges, results).await {
+                    Err(StripeIoError::Unrecoverable { .. }) => Ok(RangeRead { bytes: verified, failures: Vec::new() }),
+                    read => read,
+                };
+            }
             let bytes: Vec<u8> = results.into_iter().flat_map(|r| r.expect("all ok")).collect();
             assert_eq!(bytes.len(), len as usize);
             return Ok(RangeRead { bytes, failures: Vec::new() });
         }
+        self.degraded_range(stripe, offset, len, &ranges, results).await
+    }
+
+    /// The stripe's data bytes `[offset, offset + len)` when some of the reads of `ranges` failed:
+    /// decoded from whole chunks (the ranges read whole, then others).
+    async fn degraded_range(
+        &mut self,
+        stripe: &StripeRef,
+        offset: u32,
+        len: u32,
+        ranges: &[ChunkRange],
+        results: Vec<Result<Vec<u8>, ChunkError>>,
+    ) -> Result<RangeRead, StripeIoError> {
         let mut have: Vec<Option<Vec<u8>>> = vec![None; stripe.layout.total_chunks()];
         let mut failures = Vec::new();
         for (r, result) in ranges.iter().zip(results) {
@@ -647,6 +676,7 @@ impl<C: Clock, N: Net> StripeIo<C, N> {
             }
         }
         let chunks = self.gather(stripe, have, &BTreeSet::new(), &mut failures).await?;
+        mark!("data.degraded_read");
         let bytes = stripe_bytes(stripe.layout, &chunks, offset, len);
         Ok(RangeRead { bytes, failures })
     }
@@ -711,7 +741,12 @@ impl<C: Clock, N: Net> StripeIo<C, N> {
         for index in 0..stripe.layout.total_chunks() as u8 {
             let get = chunk_get(stripe, index, offset, len);
             match self.get_chunks(&[get]).await.pop().expect("one get, one result") {
-                Ok(bytes) => return Ok(RangeRead { bytes, failures }),
+                Ok(bytes) => {
+                    if !failures.is_empty() {
+                        mark!("data.degraded_read");
+                    }
+                    return Ok(RangeRead { bytes, failures });
+                }
                 Err(ChunkError::Closed) => return Err(StripeIoError::Closed),
                 Err(error) => failures.push(failure(stripe, index, error)),
             }

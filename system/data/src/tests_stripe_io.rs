@@ -9,6 +9,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use tessera_config::model::Protection;
+use tessera_env::hooks::{self, HookConfig};
 use tessera_env::{DetRng, Net, NetError, NodeId, Rng};
 use tessera_meta::InodeId;
 use tessera_meta::content::{StripeId, StripeLayout, StripeRef};
@@ -376,4 +377,33 @@ fn frees_split_into_bounded_messages() {
     let results = run(io.free_chunks(vec![(NodeId(7), keys.clone()), (NodeId(8), keys)]));
     assert!(results[0].is_ok());
     assert!(matches!(results[1], Err(ChunkError::Timeout { .. })));
+}
+
+/// With the data path's fault hooks firing at every chance (when they are compiled in, feature
+/// `sim-hooks` of tessera-env): a put whose answer is ignored is re-sent and succeeds; a read that
+/// pretends a chunk is corrupt returns the exact bytes, degraded, or the verified bytes when the other
+/// chunks cannot make up for the pretended loss.
+#[test]
+fn fault_hooks_never_change_what_is_stored_or_read() {
+    let always =
+        HookConfig { seed: 1, buggify: true, site_enabled_per_million: 1_000_000, fire_per_million: 1_000_000 };
+    let installed = hooks::install(always);
+    let mut rng = DetRng::from_seed(8);
+    let data = bytes(&mut rng, 40_000);
+    let (mut io, nodes) = harness();
+    let stripe = put_stripe(&mut io, ec(4, 2), &data);
+    let expected_puts = if hooks::ENABLED { 6 * 3 } else { 6 };
+    assert_eq!(nodes.lock().unwrap().requests, expected_puts, "each put answered on its last send");
+    let read = run(io.read_stripe_range(&stripe, 5_000, 30_000)).unwrap();
+    assert_eq!(read.bytes, data[5_000..35_000]);
+    if hooks::ENABLED {
+        assert_eq!(read.lost_indexes(), vec![0], "the pretended loss is reported for repair");
+    }
+    // Two chunks gone and one pretended: too few to decode, so the verified bytes stand.
+    nodes.lock().unwrap().down.extend([NodeId(4), NodeId(5)]);
+    let read = run(io.read_stripe_range(&stripe, 100, 200)).unwrap();
+    assert_eq!(read.bytes, data[100..300]);
+    assert!(read.failures.is_empty());
+    let report = installed.finish();
+    assert_eq!(report.mark_count("data.degraded_read"), u64::from(hooks::ENABLED));
 }

@@ -7,6 +7,9 @@
 //!
 //! Call order and ownership: a node is handed one value of each door when it boots. It never reaches the OS
 //! by any other path (clippy's `disallowed-methods`/`disallowed-types` in `system/clippy.toml` enforce it).
+//!
+//! The simulator's fault hooks and coverage marks, [`buggify!`] and [`mark!`], live here too ([`hooks`],
+//! feature `sim-hooks`; without it they compile to `false` and `()`).
 
 mod clock;
 mod disk;
@@ -17,6 +20,11 @@ mod spawn;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
+
+pub mod hooks;
+
+#[cfg(all(test, feature = "sim-hooks"))]
+mod tests_hooks;
 
 pub use clock::{Clock, MonoTime, WallClock};
 pub use disk::{Disk, DiskError, SECTOR_SIZE_BYTES, check_io_range};

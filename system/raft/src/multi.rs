@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use tessera_env::{DetRng, NodeId};
+use tessera_env::{DetRng, NodeId, buggify};
 
 use crate::config::{ConfigError, RaftConfig};
 use crate::node::{ConfChangeRequest, RaftError, RaftNode, RaftRole, RaftStatus, ReadyToken};
@@ -281,6 +281,10 @@ impl MultiRaft {
                     wants_snapshot = true;
                     continue;
                 }
+                if buggify!("raft.drop_outgoing") {
+                    // Fault hook: lost on the way, as the network may lose it; Raft re-sends.
+                    continue;
+                }
                 outbox.push(to, group, message);
             }
             if rd.snapshot_to_apply.is_some() || !rd.committed.is_empty() {
@@ -341,16 +345,23 @@ impl MultiRaft {
         self.assert_no_pending("balance_leaders");
         let in_flight = self.groups.values().filter(|n| n.transfer_target().is_some()).count();
         let mut budget = self.config.max_transfers_in_flight.saturating_sub(in_flight);
+        let lag = self.config.catch_up_lag_entries;
         let mut started = Vec::new();
         for (&group, node) in &mut self.groups {
             if budget == 0 {
                 break;
             }
-            let Some(&to) = preferred.get(&group) else { continue };
+            let Some(&(mut to)) = preferred.get(&group) else { continue };
+            if to == self.id && buggify!("raft.transfer_leader") && node.status().role == RaftRole::Leader {
+                // Fault hook: the preferred leader hands leadership to another caught-up voter (a later
+                // balancing round moves it back).
+                let mut others = node.status().voters.into_iter().filter(|&v| v != self.id);
+                to = others.find(|&v| moves::ready_to_lead(node, v, lag)).unwrap_or(self.id);
+            }
             if to == self.id || node.transfer_target().is_some() {
                 continue;
             }
-            if !moves::ready_to_lead(node, to, self.config.catch_up_lag_entries) {
+            if !moves::ready_to_lead(node, to, lag) {
                 continue;
             }
             node.transfer_leader(to);

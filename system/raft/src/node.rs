@@ -6,7 +6,7 @@ use protobuf::Message as _;
 use raft::eraftpb::{ConfChangeSingle, ConfChangeType, ConfChangeV2, ConfState};
 use raft::{RawNode, StateRole};
 use serde::{Deserialize, Serialize};
-use tessera_env::{DetRng, NodeId, Rng};
+use tessera_env::{DetRng, NodeId, Rng, mark};
 
 use crate::config::{ConfigError, RaftConfig};
 use crate::persist::{PersistBatch, PersistedState, PersistedStateError};
@@ -426,6 +426,7 @@ impl RaftNode {
         let mut rd = self.raw.ready();
         let mut persist = PersistBatch::default();
         if !rd.snapshot().is_empty() {
+            mark!("raft.snapshot_installed");
             let snap = SnapshotData::from_pb(rd.snapshot());
             self.raw.mut_store().apply_snapshot(rd.snapshot().clone());
             self.conf_history = vec![(snap.index, snap.conf_state_pb())];

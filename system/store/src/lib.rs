@@ -75,3 +75,11 @@ impl Default for StoreConfig {
         StoreConfig { max_extent_bytes: 4 * 1024 * 1024, journal_bytes: None }
     }
 }
+
+/// The blocks of the data region of a device of `capacity_bytes` formatted with a journal of
+/// `journal_bytes` (`None` if no such layout exists). For fault injectors that damage data blocks but
+/// not the store's own metadata.
+pub fn data_region_blocks(capacity_bytes: u64, journal_bytes: u64) -> Option<std::ops::Range<u64>> {
+    let layout = layout::Layout::compute(capacity_bytes, journal_bytes / layout::BLOCK_BYTES).ok()?;
+    Some(layout.data_start_block..layout.data_end_block())
+}

@@ -4,7 +4,7 @@
 //! only from a checksummed checkpoint or a checksummed commit record, and a commit record is written only
 //! after its data was flushed.
 
-use tessera_env::{Disk, DiskError};
+use tessera_env::{Disk, DiskError, mark};
 
 use crate::checkpoint::{self, Checkpoint};
 use crate::codec::DecodeError;
@@ -59,10 +59,18 @@ impl<D: Disk> Store<D> {
         let journal = read_blocks(&self.disk, layout.journal_start_block, layout.journal_blocks).await?;
         let at = |block: u64| &journal[(block * BLOCK_BYTES) as usize..];
         let mut block = 0;
+        let mut torn_tail = false;
         while block < layout.journal_blocks {
             let (entry, blocks) = match Entry::decode(at(block), device_id, max_entry_blocks, &bounds) {
                 Ok((entry, blocks)) if entry.seq == self.journal_next_seq => (entry, blocks),
-                _ => break,
+                // Zeros or an older entry: the clean end of the journal.
+                Ok(_) | Err(DecodeError::BadMagic) => break,
+                // An entry's magic but not a valid entry: the torn tail of an unacknowledged append
+                // (checked below: no valid entry may follow it).
+                Err(_) => {
+                    torn_tail = true;
+                    break;
+                }
             };
             for record in entry.records {
                 self.apply_record(record, true).map_err(|what| StoreError::CorruptMetadata {
@@ -86,6 +94,9 @@ impl<D: Disk> Store<D> {
                     ),
                 });
             }
+        }
+        if torn_tail {
+            mark!("store.torn_record_recovered");
         }
         Ok(())
     }

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use tessera_env::{Disk, DiskError};
+use tessera_env::{Disk, DiskError, buggify};
 
 use crate::alloc::Allocator;
 use crate::checkpoint;
@@ -171,6 +171,13 @@ impl<D: Disk> Store<D> {
                 Record::Free { .. } => unreachable!("write_extents builds commits only"),
             })
             .collect();
+        if buggify!("store.split_commit_entries", 5_000) {
+            // Fault hook: one entry (and flush) per record, as a batch too large for one entry gets.
+            for record in records {
+                self.append_entry(vec![record]).await?;
+            }
+            return Ok(ids);
+        }
         self.append_records(records).await?;
         Ok(ids)
     }
@@ -330,7 +337,8 @@ impl<D: Disk> Store<D> {
         let layout = self.sb.layout;
         let blocks = journal::entry_blocks(&records);
         assert!(blocks <= layout.max_entry_blocks());
-        if self.journal_used_blocks + blocks > layout.journal_blocks {
+        // Fault hook: checkpointing early is always allowed (the live table is durable).
+        if self.journal_used_blocks + blocks > layout.journal_blocks || buggify!("store.checkpoint_early", 1_000) {
             self.checkpoint_inner().await?;
         }
         assert!(self.journal_used_blocks + blocks <= layout.journal_blocks);

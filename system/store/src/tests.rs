@@ -2,6 +2,7 @@
 
 use std::future::Future;
 
+use tessera_env::hooks::{self, HookConfig};
 use tessera_env::{DetRng, DiskError, Rng};
 
 use crate::layout::BLOCK_BYTES;
@@ -387,16 +388,23 @@ fn mid_journal_damage_is_corrupt_metadata_but_a_torn_tail_is_not() {
     let ids: Vec<ExtentId> = (0..3).map(|i| run(store.write_extent(&bytes(i, 50))).unwrap()).collect();
     let journal_start = store.sb.layout.journal_start_block;
     drop(store);
+    let hooks =
+        hooks::install(HookConfig { seed: 0, buggify: false, site_enabled_per_million: 0, fire_per_million: 0 });
+    let torn_marks = || hooks.report().mark_count("store.torn_record_recovered");
+    run(Store::open(disk.clone())).expect("intact");
+    assert_eq!(torn_marks(), 0, "a clean journal end is no torn record");
     // Damage the last entry: indistinguishable from a torn append, so it is dropped.
     disk.corrupt_byte((journal_start + 2) * BLOCK_BYTES + 60, 0x01);
     let store = run(Store::open(disk.clone())).expect("torn tail");
     assert_eq!(store.extents().iter().map(|e| e.0).collect::<Vec<_>>(), ids[..2]);
+    assert_eq!(torn_marks(), u64::from(hooks::ENABLED));
     drop(store);
     disk.corrupt_byte((journal_start + 2) * BLOCK_BYTES + 60, 0x01);
     // Damage a middle entry: a valid entry follows, so acknowledged data would be lost.
     disk.corrupt_byte((journal_start + 1) * BLOCK_BYTES + 60, 0x01);
     let err = open_err(&disk);
     assert!(matches!(&err, StoreError::CorruptMetadata { what } if what.contains("seq 3")), "{err}");
+    assert_eq!(torn_marks(), u64::from(hooks::ENABLED), "a failed recovery recovered nothing");
 }
 
 #[test]

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use tessera_env::hooks::{self, HookConfig};
 use tessera_env::{DetRng, Rng};
 
 use crate::testdisk::MemDisk;
@@ -130,5 +131,24 @@ fn crash_loop_one_block_extents_many_checkpoints() {
 fn crash_loop_many_seeds() {
     for seed in 0..32 {
         crash_loop(seed, 100, small_config());
+    }
+}
+
+/// The crash loop with the store's fault hooks firing often (when they are compiled in: feature
+/// `sim-hooks` of tessera-env): an early checkpoint or a batch committed one entry per record must
+/// never lose an acknowledged extent or invent one.
+#[test]
+fn crash_loop_with_fault_hooks() {
+    let config =
+        HookConfig { seed: 0x0B06_61F7, buggify: true, site_enabled_per_million: 1_000_000, fire_per_million: 200_000 };
+    let installed = hooks::install(config);
+    for seed in 0..16 {
+        crash_loop(seed, 100, small_config());
+    }
+    let report = installed.finish();
+    if hooks::ENABLED {
+        for site in ["store.checkpoint_early", "store.split_commit_entries"] {
+            assert!(report.sites.get(site).is_some_and(|s| s.fired > 0), "{site} never fired: {report:?}");
+        }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use tessera_env::{Clock, Net, Rng, WallClock};
+use tessera_env::{Clock, Net, Rng, WallClock, mark};
 use tessera_meta::content::{FileMap, StripeRef};
 use tessera_meta::{Errno, InodeId, MetaOp, MetaReply};
 
@@ -146,7 +146,11 @@ impl<C: Clock, W: WallClock, N: Net, R: Rng> DataClient<C, W, N, R> {
             if results.contains(&Err(ChunkError::Closed)) {
                 return Err(DataPathError::Closed);
             }
-            report.chunks_repaired += results.iter().filter(|r| r.is_ok()).count() as u64;
+            let repaired = results.iter().filter(|r| r.is_ok()).count() as u64;
+            if repaired > 0 {
+                mark!("data.repair_put_back");
+            }
+            report.chunks_repaired += repaired;
             if results.iter().any(Result::is_err) {
                 report.stripes_failed += 1;
             }

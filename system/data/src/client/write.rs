@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use tessera_config::stripe::place_stripe;
-use tessera_env::{Clock, Net, NodeId, Rng, WallClock};
+use tessera_env::{Clock, Net, NodeId, Rng, WallClock, buggify};
 use tessera_meta::content::{NewExtent, StripeLayout, StripeRef, WRITE_EXTENTS_MAX, WriteData};
 use tessera_meta::{Attr, Credentials, Errno, FILE_SIZE_MAX_BYTES, InodeId, MetaOp};
 
@@ -95,7 +95,7 @@ impl<C: Clock, W: WallClock, N: Net, R: Rng> DataClient<C, W, N, R> {
         let shape = StripeShape::new(layout, data.len()).expect("cut to the stripe capacity");
         let chunks = encode_stripe(&shape, data).expect("layout validated");
         let mut failed_nodes = BTreeSet::new();
-        for _ in 0..self.config.write_attempts_max {
+        for attempt in 1..=self.config.write_attempts_max {
             let id = self.next_stripe_id();
             let candidates: Vec<_> = self.nodes.iter().filter(|n| !failed_nodes.contains(&n.id)).copied().collect();
             let targets = match place_stripe(&candidates, self.config.protection, stripe_key(id)) {
@@ -113,7 +113,9 @@ impl<C: Clock, W: WallClock, N: Net, R: Rng> DataClient<C, W, N, R> {
                 })
                 .collect();
             let results = self.io.put_chunks(ino, layout, puts).await;
-            if results.iter().all(Result::is_ok) {
+            // Fault hook: as if a put had failed (with an attempt left): free the stripe, write a new one.
+            let retry = attempt < self.config.write_attempts_max && buggify!("data.write_new_placement");
+            if results.iter().all(Result::is_ok) && !retry {
                 return Ok(stripe);
             }
             if results.contains(&Err(ChunkError::Closed)) {

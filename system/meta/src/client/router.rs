@@ -25,7 +25,7 @@
 
 use std::collections::BTreeMap;
 
-use tessera_env::{MonoTime, NodeId, Rng};
+use tessera_env::{MonoTime, NodeId, Rng, buggify, mark};
 
 use crate::client::backoff::Backoff;
 use crate::client::config::{ClientConfig, ClientConfigError};
@@ -194,7 +194,9 @@ impl<R: Rng> Router<R> {
         }
         let Some(call) = &mut self.call else { return };
         match call.phase {
-            Phase::Awaiting { until } if now >= until => {
+            // Fault hook: give up on the attempt early (the shard may still answer it; it answers every
+            // attempt of the request with the one result).
+            Phase::Awaiting { until } if now >= until || buggify!("meta.spurious_timeout") => {
                 let from = call.target.expect("an awaited call was sent");
                 self.rotate(from);
                 self.back_off(now);
@@ -214,11 +216,17 @@ impl<R: Rng> Router<R> {
                 self.finish(CallEvent::Answered(answer));
             }
             MetaMessage::NotLeader { req, shard, leader, epoch } if req == call.req && shard == call.shard => {
-                if epoch > self.directory.epoch() {
+                let stale = epoch > self.directory.epoch();
+                if stale {
                     self.refresh_epoch = Some(self.refresh_epoch.map_or(epoch, |e| e.max(epoch)));
                 }
                 if !is_current_attempt(call, from) {
                     return;
+                }
+                if stale {
+                    // Our shard map is older than the node's: the call is retried (redirected or rotated)
+                    // while the caller fetches the newer map.
+                    mark!("meta.stale_epoch_retry");
                 }
                 match leader {
                     Some(leader) if leader != from => {

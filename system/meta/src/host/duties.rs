@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use tessera_env::{Clock, Disk, MonoTime, Net, WallClock};
+use tessera_env::{Clock, Disk, MonoTime, Net, WallClock, buggify, mark};
 use tessera_raft::RaftRole;
 
 use super::HostError;
@@ -42,6 +42,7 @@ impl<C: Clock, W: WallClock, N: Net, D: Disk> MetaHost<C, W, N, D> {
                 if hosted.leading_term != Some(status.term) {
                     hosted.leading_term = Some(status.term);
                     hosted.next_duty = now;
+                    hosted.first_duty_of_term = true;
                     let before = hosted.waiting.len();
                     hosted.waiting.retain(|_, w| w.term == status.term);
                     dropped += before - hosted.waiting.len();
@@ -63,8 +64,9 @@ impl<C: Clock, W: WallClock, N: Net, D: Disk> MetaHost<C, W, N, D> {
             .shards
             .iter()
             .filter(|(shard, h)| {
+                // Fault hook: duties early, so what is owed goes out twice (every message is idempotent).
                 h.leading_term.is_some()
-                    && now >= h.next_duty
+                    && (now >= h.next_duty || buggify!("txn.retransmit_early"))
                     && self.multi.status(u64::from(**shard)).is_some_and(|s| s.applied >= s.commit)
             })
             .map(|(&shard, _)| shard)
@@ -72,9 +74,13 @@ impl<C: Clock, W: WallClock, N: Net, D: Disk> MetaHost<C, W, N, D> {
         for shard in due {
             let now_ns = self.now_ns(shard);
             let hosted = self.shards.get_mut(&shard).expect("due shard hosted");
+            let first_of_term = std::mem::take(&mut hosted.first_duty_of_term);
             hosted.next_duty = now + interval;
             let state = hosted.replica.state();
             let mut send = state.recover();
+            if first_of_term && !send.is_empty() {
+                mark!("txn.new_leader_resends");
+            }
             let expired = state.expired_prepares(now_ns);
             let queries = state.in_doubt(now_ns).into_iter().map(|(id, coordinator)| Envelope {
                 from: shard,

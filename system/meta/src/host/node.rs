@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
-use tessera_env::{Clock, DetRng, Disk, MonoTime, Net, NetError, NodeId, Rng, WallClock};
+use tessera_env::{Clock, DetRng, Disk, MonoTime, Net, NetError, NodeId, Rng, WallClock, buggify};
 use tessera_raft::{EntryKind, GroupApply, MultiRaft, MultiRaftError, Outbox, RaftLogStore, RaftRole};
 
 use super::command::ShardCommand;
@@ -12,7 +12,7 @@ use super::replica::ShardReplica;
 use super::route::TxnRouter;
 use super::{EpochMap, GroupView, HostConfig, HostEnv, HostError, HostSetup, SharedHostView, SharedShardMap};
 use crate::exec::{ReqId, ShardCall};
-use crate::shard::Envelope;
+use crate::shard::{Envelope, TxnMsg};
 use crate::wire::MetaMessage;
 use tessera_env::{recv_or_sleep, try_recv};
 
@@ -40,6 +40,8 @@ pub(super) struct Hosted {
     pub(super) leading_term: Option<u64>,
     /// When the leader's transaction duties run next.
     pub(super) next_duty: MonoTime,
+    /// The duties have not run yet in the term this node leads in (they resend what the log owes).
+    pub(super) first_duty_of_term: bool,
     /// Since when the group has had no known leader.
     pub(super) leaderless_since: Option<MonoTime>,
 }
@@ -205,6 +207,7 @@ impl<C: Clock, W: WallClock, N: Net, D: Disk> MetaHost<C, W, N, D> {
             waiting: BTreeMap::new(),
             leading_term: None,
             next_duty: now,
+            first_duty_of_term: false,
             leaderless_since: None,
         };
         self.shards.insert(shard, hosted);
@@ -263,6 +266,20 @@ impl<C: Clock, W: WallClock, N: Net, D: Disk> MetaHost<C, W, N, D> {
         let shard = envelope.to;
         if !self.leads(shard) {
             return;
+        }
+        if let TxnMsg::Prepare { id, .. } = envelope.msg
+            && envelope.from != shard
+            && buggify!("txn.refuse_prepare")
+        {
+            // Fault hook: refuse as a prepare whose key is locked would, logging nothing; the coordinator
+            // aborts (EAGAIN) and the client plans again. Only a transaction this shard has neither
+            // prepared nor resolved: a vote once given is never taken back.
+            let state = self.shards[&shard].replica.state();
+            if state.intent(id).is_none() && state.tombstone(id).is_none() {
+                let errno = crate::Errno::EAGAIN;
+                self.route(Envelope { from: shard, to: envelope.from, msg: TxnMsg::Refused { id, errno } });
+                return;
+            }
         }
         let command = ShardCommand::Txn { envelope, now_ns: self.now_ns(shard) };
         let _ = self.multi.propose(u64::from(shard), command.encode());
@@ -390,6 +407,10 @@ impl<C: Clock, W: WallClock, N: Net, D: Disk> MetaHost<C, W, N, D> {
 
     /// Send an envelope towards the leader of its destination shard.
     pub(super) fn route(&mut self, envelope: Envelope) {
+        if buggify!("txn.drop_message") {
+            // Fault hook: lost on the way; the two-phase commit re-sends what it owes on its timers.
+            return;
+        }
         let to = envelope.to;
         let known = self.multi.status(u64::from(to)).and_then(|s| s.leader);
         let target = match known {
@@ -406,8 +427,10 @@ impl<C: Clock, W: WallClock, N: Net, D: Disk> MetaHost<C, W, N, D> {
     fn compact(&mut self, requested: &[u64]) {
         let every = self.config.compact_every_entries;
         for (&shard, hosted) in &mut self.shards {
-            let asked = requested.contains(&u64::from(shard));
-            if !asked && hosted.applied_index < hosted.compacted_index + every {
+            let due = requested.contains(&u64::from(shard)) || hosted.applied_index >= hosted.compacted_index + every;
+            // Fault hook: an early snapshot (lagging followers then catch up from it).
+            let early = !due && hosted.applied_index > hosted.compacted_index && buggify!("meta.compact_early", 1_000);
+            if !due && !early {
                 continue;
             }
             let snapshot = hosted.replica.snapshot();

@@ -25,6 +25,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use tessera_env::mark;
 
 use super::partition::{DirAccess, Owner, PartitionId};
 use super::store::cookie_range;
@@ -214,6 +215,9 @@ impl ShardState {
             .map(|key| {
                 let value = self.read_value(key);
                 let locked = !self.txn.locks.is_empty() && key.locks().iter().any(|k| self.txn.locks.contains_key(k));
+                if locked && key.locks().iter().any(|k| self.locked_by_split(k)) {
+                    mark!("meta.split_under_way");
+                }
                 Fetched { key: key.clone(), value, locked }
             })
             .collect()

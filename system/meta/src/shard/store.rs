@@ -11,12 +11,14 @@
 
 use std::ops::Bound;
 
+use tessera_env::mark;
+
 use crate::content::{FileContent, StripeId};
 use crate::{Errno, InodeId, name::COOKIE_COLLISION_BITS, name_hash};
 
 use super::partition::{DirAccess, Owner};
 use super::plan::{DirPage, ReadKey};
-use super::txn_changes::LockKey;
+use super::txn_changes::{LockKey, TxnChange};
 use super::{EntryRecord, Halt, InodeRecord, ShardState, Step};
 
 /// Where an operation's logic reads and writes records (see the module documentation).
@@ -95,11 +97,30 @@ impl ShardState {
         !self.txn.locks.is_empty() && self.txn.locks.contains_key(&key())
     }
 
+    /// Whether `ino`'s inode key is locked (an operation on it, or on its entries if a directory, gets
+    /// EAGAIN). A directory locked by a GIGA+ split in progress is a coverage mark.
+    fn inode_locked(&self, ino: InodeId) -> bool {
+        let key = LockKey::Inode(ino);
+        if !self.locked(|| key.clone()) {
+            return false;
+        }
+        if self.locked_by_split(&key) {
+            mark!("meta.split_under_way");
+        }
+        true
+    }
+
+    /// Whether `key` is locked by a split (a transaction with a [`TxnChange::Split`]).
+    pub(super) fn locked_by_split(&self, key: &LockKey) -> bool {
+        let holder = self.txn.locks.get(key).and_then(|id| self.txn.intents.get(id));
+        holder.is_some_and(|i| i.changes.iter().any(|c| matches!(c, TxnChange::Split { .. })))
+    }
+
     fn check_inode_key(&self, ino: InodeId) -> Step<()> {
         if ino.shard() != self.shard {
             return Err(Halt::Missing(ReadKey::Inode(ino)));
         }
-        if self.locked(|| LockKey::Inode(ino)) {
+        if self.inode_locked(ino) {
             return Err(Errno::EAGAIN.into());
         }
         Ok(())
@@ -109,7 +130,7 @@ impl ShardState {
         if let Owner::There(_) = self.parts.owner(self.shard, dir, name_hash(name)) {
             return Err(Halt::Missing(ReadKey::Entry { parent: dir, name: name.to_string() }));
         }
-        if self.locked(|| LockKey::Inode(dir)) || self.locked(|| LockKey::Entry(dir, name.to_string())) {
+        if self.inode_locked(dir) || self.locked(|| LockKey::Entry(dir, name.to_string())) {
             return Err(Errno::EAGAIN.into());
         }
         Ok(())
@@ -229,7 +250,7 @@ impl Store for ShardState {
         if dir.shard() != self.shard {
             return Err(Halt::Missing(ReadKey::Children(dir)));
         }
-        if self.locked(|| LockKey::Inode(dir)) {
+        if self.inode_locked(dir) {
             return Err(Errno::EAGAIN.into());
         }
         if let Some(&shard) = self.parts.foreign_owners(self.shard, dir).first() {
@@ -254,7 +275,7 @@ impl Store for ShardState {
         }
         match self.parts.owner(self.shard, dir, name_hash(name)) {
             Owner::Here(_) => {
-                if self.locked(|| LockKey::Inode(dir)) {
+                if self.inode_locked(dir) {
                     return Err(Errno::EAGAIN.into());
                 }
                 Ok(self.parts.access(dir).expect("a partition owner keeps the directory's access attributes"))
@@ -269,7 +290,7 @@ impl Store for ShardState {
     }
 
     fn page(&self, dir: InodeId, after: u64, max_entries: u32) -> Step<DirPage> {
-        if self.locked(|| LockKey::Inode(dir)) {
+        if self.inode_locked(dir) {
             return Err(Errno::EAGAIN.into());
         }
         self.page_here(dir, after, max_entries).map_err(|_| Halt::Missing(ReadKey::Page { dir, after, max_entries }))

@@ -36,6 +36,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
+use tessera_env::mark;
 
 use super::txn_changes::{LockKey, TxnChange};
 use super::{ShardState, TxnPlan};
@@ -392,6 +393,10 @@ impl ShardState {
         if self.txn.tombstones.contains_key(&id) {
             assert!(!self.txn.intents.contains_key(&id), "{id:?} has an intent and a tombstone");
             return;
+        }
+        if self.txn.intents.get(&id).is_some_and(|i| i.since_ns.saturating_add(RESOLVE_TIMEOUT_NS) <= now) {
+            // In doubt (this shard was querying the coordinator, see `in_doubt`), now resolved.
+            mark!("txn.in_doubt_resolved");
         }
         self.release_intent(id, outcome == Outcome::Commit);
         self.txn.tombstones.insert(id, (outcome, now));
