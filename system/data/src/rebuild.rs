@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tessera_config::placement::PlacementNode;
-use tessera_env::{Clock, Net, NodeId, Rng, WallClock};
+use tessera_env::{Clock, Net, NodeId, Rng, WallClock, buggify, mark};
 use tessera_meta::client::{ClientError, MetaClient};
 use tessera_meta::content::{StripeId, StripeRef};
 use tessera_meta::{Errno, InodeId, MetaOp, MetaReply};
@@ -69,6 +69,12 @@ impl DataMap {
     /// The failure domain of `id`, if it is a member.
     pub fn rack_of(&self, id: NodeId) -> Option<u32> {
         self.nodes.iter().find(|n| n.id == id).map(|n| n.rack)
+    }
+
+    /// Whether every member in failure domain `rack` is declared dead (false for a rack without members).
+    pub fn rack_is_dead(&self, rack: u32) -> bool {
+        let mut members = self.nodes.iter().filter(|n| n.rack == rack).peekable();
+        members.peek().is_some() && members.all(|n| self.dead.contains(&n.id))
     }
 }
 
@@ -287,7 +293,10 @@ impl<C: Clock, W: WallClock, N: Net, R: Rng> Rebuilder<C, W, N, R> {
                     }
                     self.throttle(bytes).await;
                 }
-                Err(RebuildError::Retry) => report.deferred += 1,
+                Err(RebuildError::Retry) => {
+                    mark!("data.rebuild_deferred");
+                    report.deferred += 1;
+                }
                 Err(RebuildError::Unrecoverable) => {
                     report.unrecoverable += 1;
                     if self.unrecoverable.insert(d.stripe.id) {
@@ -314,6 +323,10 @@ impl<C: Clock, W: WallClock, N: Net, R: Rng> Rebuilder<C, W, N, R> {
         if self.config.rate_bytes_per_s > 0 && bytes > 0 {
             let us = bytes.saturating_mul(1_000_000) / self.config.rate_bytes_per_s;
             self.clock.sleep(Duration::from_micros(us)).await;
+        }
+        if buggify!("data.rebuild_slow") {
+            // Fault hook: a slow rebuilder (a busy node), so clients meet half-rebuilt stripes longer.
+            self.clock.sleep(Duration::from_secs(1)).await;
         }
     }
 
@@ -367,7 +380,8 @@ impl<C: Clock, W: WallClock, N: Net, R: Rng> Rebuilder<C, W, N, R> {
         }
         let targets: Vec<(u8, NodeId)> = puts.iter().map(|p| (p.key.index, p.node)).collect();
         let results = self.io.put_chunks(d.ino, d.stripe.layout, puts).await;
-        if results.iter().any(Result::is_err) {
+        // Fault hook: defer as if a put had failed (the next pass puts the same chunks again, a no-op).
+        if results.iter().any(Result::is_err) || buggify!("data.rebuild_defer") {
             // Not freed: the next pass puts the same chunks to the same targets again (a put of the same
             // key and bytes is a no-op), and a free re-sent or delayed past that put would delete it.
             return Err(RebuildError::Retry);
@@ -377,7 +391,12 @@ impl<C: Clock, W: WallClock, N: Net, R: Rng> Rebuilder<C, W, N, R> {
             let from = d.stripe.nodes[usize::from(index)];
             let op = MetaOp::MoveChunk { ino: d.ino, stripe: d.stripe.id, index, from, to };
             match self.meta.execute(op).await {
-                Ok(Ok(_)) => bytes += u64::from(d.stripe.chunk_len_bytes),
+                Ok(Ok(_)) => {
+                    bytes += u64::from(d.stripe.chunk_len_bytes);
+                    if map.rack_of(from).is_some_and(|rack| map.rack_is_dead(rack)) {
+                        mark!("data.rebuild_after_rack_loss");
+                    }
+                }
                 // Freed meanwhile: our copy is not referenced.
                 Ok(Err(Errno::ENOENT | Errno::ESTALE)) => {
                     self.free_best_effort(d.stripe.id, &[(index, to)]).await;
@@ -433,7 +452,11 @@ impl<C: Clock, W: WallClock, N: Net, R: Rng> Rebuilder<C, W, N, R> {
             if stripe.nodes.get(usize::from(index)) != Some(&self.id) || map.dead.contains(&self.id) {
                 continue;
             }
-            let skip = BTreeSet::from([index]);
+            // Chunks on nodes declared dead are not asked for (they would only time out); the map is read
+            // again for each repair, since nodes may be declared dead while a long queue drains.
+            let dead = self.map.lock().expect("data map").dead.clone();
+            let mut skip = BTreeSet::from([index]);
+            skip.extend((0..stripe.nodes.len()).filter(|&i| dead.contains(&stripe.nodes[i])).map(|i| i as u8));
             let Ok((chunks, _)) = self.io.read_stripe_chunks(&stripe, &skip).await else {
                 self.repairs.lock().expect("repair queue").push_back(bad);
                 break;
@@ -457,6 +480,7 @@ impl<C: Clock, W: WallClock, N: Net, R: Rng> Rebuilder<C, W, N, R> {
         let shards = self.my_shards(&live);
         let mut budget = self.config.scrub_stripes_per_pass;
         let mut repaired = 0;
+        let mut unanswered = BTreeSet::new();
         while budget > 0 {
             if self.scrub.shard_index >= shards.len() {
                 let cycle = std::mem::take(&mut self.scrub);
@@ -485,10 +509,18 @@ impl<C: Clock, W: WallClock, N: Net, R: Rng> Rebuilder<C, W, N, R> {
             };
             budget = budget.saturating_sub(stripes.len().max(1) as u32);
             for (ino, stripe) in &stripes {
-                if stripe.nodes.iter().any(|n| map.dead.contains(n)) {
+                // Stripes on dead nodes are the rebuild's; the map is read again for each stripe, since
+                // nodes may be declared dead during a pass. A node that did not answer this pass is not
+                // asked again before the next one (the cycle is then incomplete).
+                let dead = self.map.lock().expect("data map").dead.clone();
+                if stripe.nodes.iter().any(|n| dead.contains(n) || map.dead.contains(n)) {
                     continue;
                 }
-                match self.scrub_stripe(*ino, stripe).await {
+                if stripe.nodes.iter().any(|n| unanswered.contains(n)) {
+                    self.scrub.incomplete = true;
+                    continue;
+                }
+                match self.scrub_stripe(*ino, stripe, &mut unanswered).await {
                     Ok(n) => repaired += n,
                     Err(()) => self.scrub.incomplete = true,
                 }
@@ -507,7 +539,12 @@ impl<C: Clock, W: WallClock, N: Net, R: Rng> Rebuilder<C, W, N, R> {
     }
 
     /// Check one stripe (see [`Rebuilder::scrub_stripes`]); returns the chunks put back.
-    async fn scrub_stripe(&mut self, ino: InodeId, stripe: &StripeRef) -> Result<u64, ()> {
+    async fn scrub_stripe(
+        &mut self,
+        ino: InodeId,
+        stripe: &StripeRef,
+        unanswered: &mut BTreeSet<NodeId>,
+    ) -> Result<u64, ()> {
         let total = stripe.nodes.len();
         let gets = whole_chunk_gets(stripe);
         let mut have: Vec<Option<Vec<u8>>> = Vec::with_capacity(total);
@@ -520,7 +557,10 @@ impl<C: Clock, W: WallClock, N: Net, R: Rng> Rebuilder<C, W, N, R> {
                     have.push(None);
                 }
                 // No answer: the node may be down; rebuild or a later cycle deals with it.
-                Err(_) => return Err(()),
+                Err(_) => {
+                    unanswered.insert(gets[i].node);
+                    return Err(());
+                }
             }
         }
         let all = decode_stripe(stripe.layout, stripe.chunk_len_bytes, have.clone()).map_err(|_| ())?;
