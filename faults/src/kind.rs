@@ -1,0 +1,81 @@
+//! The fault models (DESIGN.md section 9), by name: what a scenario file lists and what a seed mixes.
+
+use serde::{Deserialize, Serialize};
+
+/// One kind of fault an injector can cause.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultKind {
+    /// Power loss of one node (its unflushed writes are lost, writes in flight tear), restarted later.
+    Crash,
+    /// One data drive of a node fails for good (every write and read errors) until the node is repaired.
+    DriveLoss,
+    /// Data blocks rot on a drive: reads return corrupt bytes (checksums catch them).
+    CorruptRead,
+    /// A sector of a data drive fails its reads for a while.
+    FailingRead,
+    /// A node's drives serve IO many times slower for a while (a noisy neighbour).
+    SlowDisk,
+    /// A node's links are slow for a while (a noisy neighbour on the network).
+    SlowNode,
+    /// A node's links lose messages for a while.
+    MessageLoss,
+    /// A node's links delay messages by a wide, random amount for a while (which also reorders them).
+    Delay,
+    /// A node's links duplicate messages for a while.
+    Duplicate,
+    /// The servers split into two groups that cannot talk.
+    Partition,
+    /// Messages from one node to another are dropped, the reverse direction works.
+    OneWay,
+    /// Two groups that cannot talk, and one bridge node both can reach.
+    Bridge,
+    /// A node's wall clock jumps forwards or backwards.
+    ClockSkew,
+    /// Every node of one failure domain is lost for good (declared dead after a detection delay).
+    RackLoss,
+}
+
+impl FaultKind {
+    pub const ALL: [FaultKind; 14] = [
+        FaultKind::Crash,
+        FaultKind::DriveLoss,
+        FaultKind::CorruptRead,
+        FaultKind::FailingRead,
+        FaultKind::SlowDisk,
+        FaultKind::SlowNode,
+        FaultKind::MessageLoss,
+        FaultKind::Delay,
+        FaultKind::Duplicate,
+        FaultKind::Partition,
+        FaultKind::OneWay,
+        FaultKind::Bridge,
+        FaultKind::ClockSkew,
+        FaultKind::RackLoss,
+    ];
+
+    /// The name used in scenario files and reports (`crash`, `drive-loss`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::Crash => "crash",
+            FaultKind::DriveLoss => "drive-loss",
+            FaultKind::CorruptRead => "corrupt-read",
+            FaultKind::FailingRead => "failing-read",
+            FaultKind::SlowDisk => "slow-disk",
+            FaultKind::SlowNode => "slow-node",
+            FaultKind::MessageLoss => "message-loss",
+            FaultKind::Delay => "delay",
+            FaultKind::Duplicate => "duplicate",
+            FaultKind::Partition => "partition",
+            FaultKind::OneWay => "one-way",
+            FaultKind::Bridge => "bridge",
+            FaultKind::ClockSkew => "clock-skew",
+            FaultKind::RackLoss => "rack-loss",
+        }
+    }
+
+    /// Whether the fault can destroy a chunk (it counts against the fault budget of the safety phase).
+    pub fn loses_chunks(self) -> bool {
+        matches!(self, FaultKind::DriveLoss | FaultKind::CorruptRead | FaultKind::RackLoss)
+    }
+}
