@@ -21,4 +21,7 @@ cargo test --workspace --locked
 step "main job smoke: the default simulation on its default seed"
 cargo run --locked -q -p tessera-sim -- run --seed 1
 
+step "bounded fault-injection campaign: 200 swarm seeds in parallel processes (a few minutes)"
+cargo run --locked -q -p tessera-sim -- campaign --seeds 0..200 --jobs 2 --progress lines --json target/campaign/ci.json
+
 step "done"

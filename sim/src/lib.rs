@@ -21,6 +21,7 @@ pub mod net;
 pub mod outages;
 mod run;
 pub mod scenario;
+pub mod swarm;
 pub mod trace;
 
 pub use cluster::{Cluster, NodeEnv, NodeSpec};

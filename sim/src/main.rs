@@ -23,7 +23,7 @@ use tessera_sim::{RunOutcome, run_crash_seed, run_seed};
         seed=S trace_hash=H result=pass\n  \
         seed=S trace_hash=H result=fail reason=\"...\" replay=\"cargo run -p tessera-sim -- replay S\"\n\n\
         The same seed always gives the same trace_hash.",
-    after_help = "Examples:\n  tessera-sim run --seed 42\n  tessera-sim run --seeds 0..100\n  tessera-sim replay 42 2> trace.txt\n  tessera-sim crash --seeds 0..1200\n  tessera-sim config --seeds 0..500\n  tessera-sim config --seed 52 --verbose 2> trace.txt\n  tessera-sim meta --seeds 0..1000 --jobs 2\n  tessera-sim meta --seed 7 --verbose 2> trace.txt\n  tessera-sim data --seeds 0..1000 --jobs 2\n  tessera-sim data --seeds 0..100 --over-budget\n\nSee docs/SIMULATION.md for how to read a failure and a trace."
+    after_help = "Examples:\n  tessera-sim run --seed 42\n  tessera-sim run --seeds 0..100\n  tessera-sim replay 42 2> trace.txt\n  tessera-sim crash --seeds 0..1200\n  tessera-sim config --seeds 0..500\n  tessera-sim config --seed 52 --verbose 2> trace.txt\n  tessera-sim meta --seeds 0..1000 --jobs 2\n  tessera-sim meta --seed 7 --verbose 2> trace.txt\n  tessera-sim data --seeds 0..1000 --jobs 2\n  tessera-sim data --seeds 0..100 --over-budget\n  tessera-sim campaign --seeds 0..1000 --jobs 2\n  tessera-sim campaign --seeds 0..100 --scenario faults/scenarios/rack-loss.toml\n  tessera-sim campaign --seed 7 --verbose 2> trace.txt\n\nSee docs/SIMULATION.md for how to read a failure and a trace."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -68,6 +68,43 @@ enum Command {
     /// coding, two clients per node writing then reading 1 MiB files, then one node lost and rebuilt
     /// by the survivors): prints write and read MB per simulated second and the rebuild time per size.
     DataScale(DataScaleArgs),
+    /// Fault-injection campaign (swarm testing): each seed picks the cluster (3-64 nodes, racks,
+    /// protection, shards, timeouts), the workload mix (data files checked byte for byte, POSIX
+    /// namespace operations checked for linearizability), the fault mix and rates, and the live buggify
+    /// sites; a safety phase under faults, then a liveness phase after healing (operations complete,
+    /// rebuild finishes, replicas converge) and the checks. A scenario file (TOML, see
+    /// faults/scenarios/) fixes any of these choices. With --seeds, seeds run in parallel processes
+    /// with a progress bar; failing seeds are printed with their replay command, a JSON summary is
+    /// written, and the last line is `campaign seeds=N passed=P failed=F`.
+    Campaign(CampaignArgs),
+}
+
+#[derive(Args, Debug)]
+struct CampaignArgs {
+    /// One seed, run in this process (default 1 when neither --seed nor --seeds is given).
+    #[arg(long, conflicts_with = "seeds")]
+    seed: Option<u64>,
+    /// Seeds to run: `A..B` (B excluded), `A..=B`, or `N`.
+    #[arg(long, value_name = "A..B", value_parser = tessera_faults::campaign::parse_seed_range)]
+    seeds: Option<Range<u64>>,
+    /// Seeds run at the same time, each in its own process.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256))]
+    jobs: u64,
+    /// A scenario file (TOML) composing workloads and fault injectors; default: everything from the seed.
+    #[arg(long, value_name = "FILE")]
+    scenario: Option<std::path::PathBuf>,
+    /// Where to write the JSON summary of a campaign (default target/campaign/<name>-<A>-<B>.json).
+    #[arg(long, value_name = "PATH")]
+    json: Option<std::path::PathBuf>,
+    /// Wall-clock seconds one seed may take before it is killed and counted as failed.
+    #[arg(long, default_value_t = 900)]
+    seed_timeout_s: u64,
+    /// Progress display on stderr: auto (a bar on a terminal, lines otherwise), lines or off.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "lines", "off"])]
+    progress: String,
+    /// Print every trace event of a single seed to stderr.
+    #[arg(long)]
+    verbose: bool,
 }
 
 #[derive(Args, Debug)]
@@ -211,6 +248,7 @@ fn main() -> ExitCode {
             println!("data seeds={} passed={} failed={failed}", lines.len(), lines.len() - failed);
             if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
         }
+        Command::Campaign(args) => campaign(args),
         Command::DataScale(args) => {
             let mut base: Option<(u64, f64)> = None;
             for &nodes in &args.nodes {
@@ -311,6 +349,82 @@ fn main() -> ExitCode {
                 if outcome.passed { ExitCode::SUCCESS } else { ExitCode::FAILURE }
             }
         },
+    }
+}
+
+/// `tessera-sim campaign`: one seed in this process, or a range of seeds in child processes.
+fn campaign(args: CampaignArgs) -> ExitCode {
+    use tessera_faults::campaign::{CampaignConfig, ProgressMode, run_campaign};
+    use tessera_faults::scenario::ScenarioSpec;
+    use tessera_sim::swarm::{SwarmScenario, run_swarm, swarm_line};
+    let spec = match &args.scenario {
+        Some(path) => match ScenarioSpec::load(path) {
+            Ok(spec) => spec,
+            Err(e) => {
+                eprintln!("tessera-sim campaign: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => ScenarioSpec::swarm(),
+    };
+    let file = args.scenario.as_ref().map(|p| p.display().to_string());
+    let Some(range) = args.seeds else {
+        let seed = args.seed.unwrap_or(1);
+        let scenario = match SwarmScenario::from_spec(seed, &spec, file) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("tessera-sim campaign: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        if args.verbose {
+            eprintln!("{}", scenario.summary());
+        }
+        let (outcome, hash, _) = run_swarm(&scenario, args.verbose);
+        println!("{}", swarm_line(&scenario, &outcome, hash));
+        return if outcome.passed { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+    };
+    // Refuse a scenario file that does not fit some seed before starting anything.
+    if let Some(bad) = range.clone().take(64).find_map(|seed| SwarmScenario::from_spec(seed, &spec, None).err()) {
+        eprintln!("tessera-sim campaign: {bad}");
+        return ExitCode::from(2);
+    }
+    let json_path = args.json.clone().unwrap_or_else(|| {
+        std::path::PathBuf::from(format!("target/campaign/{}-{}-{}.json", spec.name, range.start, range.end))
+    });
+    let progress = match args.progress.as_str() {
+        "lines" => ProgressMode::Lines,
+        "off" => ProgressMode::Off,
+        _ => ProgressMode::Auto,
+    };
+    let config = CampaignConfig {
+        label: spec.name.clone(),
+        seeds: range,
+        jobs: args.jobs as usize,
+        seed_timeout_s: args.seed_timeout_s,
+        json_path: Some(json_path.clone()),
+        progress,
+    };
+    let exe = std::env::current_exe().expect("own path");
+    let scenario = args.scenario.clone();
+    let command = move |seed: u64| {
+        let mut command = std::process::Command::new(&exe);
+        command.args(["campaign", "--seed", &seed.to_string()]);
+        if let Some(path) = &scenario {
+            command.arg("--scenario").arg(path);
+        }
+        command
+    };
+    let mut out = std::io::stdout();
+    match run_campaign(&config, &command, &mut out) {
+        Ok(summary) => {
+            eprintln!("summary: {}", json_path.display());
+            if summary.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        }
+        Err(e) => {
+            eprintln!("tessera-sim campaign: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 

@@ -211,6 +211,12 @@ impl SimNetwork {
         self.lock().links.clear();
     }
 
+    /// Remove the per-link overrides of every link to and from `node` (they follow the fabric's default again).
+    pub fn clear_links_of(&self, node: NodeId) {
+        self.record(format_args!("clear link overrides of {node}"));
+        self.lock().links.retain(|(from, to), _| *from != node && *to != node);
+    }
+
     /// Cut the link `from` → `to` in that direction only: messages sent into it, or arriving through
     /// it while it is cut, are lost.
     pub fn cut(&self, from: NodeId, to: NodeId) {

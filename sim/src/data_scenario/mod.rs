@@ -148,7 +148,7 @@ impl DataScenario {
         self.racks * self.nodes_per_rack
     }
 
-    fn meta(&self) -> MetaScenario {
+    pub fn meta(&self) -> MetaScenario {
         let mut m = MetaScenario::new(self.seed, self.nodes(), self.shards);
         m.replication = self.meta_replicas;
         m.net = self.net.clone();

@@ -36,11 +36,6 @@ pub struct Nemesis {
     disk_faults_left: u64,
 }
 
-/// Data drives start after the metadata drive; sectors below this hold the store's superblocks,
-/// checkpoint areas and journal (8 MiB with the scenario's 256 MiB drives and 4 MiB journal), which
-/// the store's own crash tests cover: the nemesis corrupts data blocks.
-const DATA_REGION_FIRST_SECTOR: u64 = 8 * 1024 * 1024 / 4096;
-
 impl Nemesis {
     pub fn new(rng: DetRng, s: Arc<DataScenario>, map: SharedDataMap, losses: u64) -> Nemesis {
         let disk_faults_left = super::tolerated(s.protection).saturating_sub(losses);
@@ -181,7 +176,15 @@ impl Nemesis {
         let id = servers[self.rng.below(servers.len() as u64) as usize];
         let disks = cluster.disks(id);
         let disk = &disks[1 + self.rng.below(disks.len() as u64 - 1) as usize];
-        let written = disk.durable_sectors_from(DATA_REGION_FIRST_SECTOR);
+        // Data blocks only: the store's superblocks, checkpoints and journal are covered by its own crash
+        // tests, and the chunk checksums protect the data region.
+        let Some(region) =
+            tessera_store::data_region_blocks(disk.model().capacity_bytes, super::node::DATA_JOURNAL_BYTES)
+        else {
+            return;
+        };
+        let written: Vec<u64> =
+            disk.durable_sectors_from(region.start).into_iter().take_while(|s| *s < region.end).collect();
         if written.is_empty() {
             return;
         }

@@ -27,6 +27,9 @@ const MIB: u64 = 1024 * 1024;
 pub const REBUILDER_BIT: u64 = 1 << 61;
 
 /// The rebuilder's metadata endpoint on node `id` (its data endpoint is `data_endpoint` of it).
+/// The journal of every data drive's store.
+pub const DATA_JOURNAL_BYTES: u64 = 4 * MIB;
+
 pub fn rebuilder_endpoint(id: NodeId) -> NodeId {
     NodeId(id.0 | REBUILDER_BIT)
 }
@@ -73,7 +76,7 @@ async fn services(
     let server = if provisioned.load(Ordering::Relaxed) {
         ChunkServer::open(disks).await
     } else {
-        let config = StoreConfig { max_extent_bytes: 2 * MIB as u32, journal_bytes: Some(4 * MIB) };
+        let config = StoreConfig { max_extent_bytes: 2 * MIB as u32, journal_bytes: Some(DATA_JOURNAL_BYTES) };
         let server = ChunkServer::format(disks, s.cluster_id, id, config).await;
         if server.is_ok() {
             provisioned.store(true, Ordering::Relaxed);

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tessera_config::placement::PlacementNode;
 use tessera_data::client::{DataClient, DataClientConfig, DataPathError};
 use tessera_data::rebuild::SharedDataMap;
-use tessera_data::stripe_io::{StripeIo, StripeShape, encode_stripe, whole_chunk_gets};
+use tessera_data::stripe_io::{ChunkError, StripeIo, StripeShape, encode_stripe, whole_chunk_gets};
 use tessera_env::{Clock, DetRng, NodeId, Rng};
 use tessera_meta::client::{ClientConfig, MetaClient, ShardDirectory};
 use tessera_meta::content::StripeRef;
@@ -281,6 +281,9 @@ pub async fn wait_for_rebuild(
     }
 }
 
+/// Rounds of asking unanswered chunk gets again in [`check_stripes`] (one second apart).
+const CHECK_GET_ROUNDS_MAX: u32 = 60;
+
 /// Every stripe referenced by any shard: chunks in distinct failure domains, none on a dead node, every
 /// chunk present on its node and verified, parity consistent with the data.
 pub async fn check_stripes(
@@ -327,7 +330,17 @@ async fn check_stripe(
     }
     let gets = whole_chunk_gets(stripe);
     let mut chunks = Vec::new();
-    for (get, result) in gets.iter().zip(io.get_chunks(&gets).await) {
+    // A node still working off a backlog (a slow drive's queue) may not answer at once: unanswered gets
+    // are asked again for a bounded time; any answer that is an error fails the check.
+    let mut results = io.get_chunks(&gets).await;
+    for _ in 0..CHECK_GET_ROUNDS_MAX {
+        if !results.iter().any(|r| matches!(r, Err(ChunkError::Timeout { .. }))) {
+            break;
+        }
+        SimClock.sleep(Duration::from_secs(1)).await;
+        results = io.get_chunks(&gets).await;
+    }
+    for (get, result) in gets.iter().zip(results) {
         match result {
             Ok(bytes) => chunks.push(bytes),
             Err(e) => return Err(format!("{ino:?} {:?}: chunk {} on {}: {e}", stripe.id, get.key.index, get.node)),
@@ -343,6 +356,22 @@ async fn check_stripe(
     let expected = encode_stripe(&shape, &data[..stripe.data_len_bytes as usize]).map_err(|e| e.to_string())?;
     if expected != chunks {
         return Err(format!("{ino:?} {:?}: parity does not match the data", stripe.id));
+    }
+    Ok(())
+}
+
+/// Liveness after healing: a new file in the root, written and read back, within the client's bounded
+/// retries (any error fails the run).
+pub async fn probe(client: &mut SimDataClient, bytes: &[u8]) -> Result<(), String> {
+    let op = MetaOp::Create { parent: InodeId::ROOT, name: "probe".into(), mode: 0o644, creds: creds() };
+    let ino = match client.meta().execute(op).await {
+        Ok(Ok(MetaReply::Entry(attr))) => attr.ino,
+        other => return Err(format!("create: {other:?}")),
+    };
+    client.write(ino, 0, bytes, &creds()).await.map_err(|e| format!("write: {e}"))?;
+    let back = client.read(ino, 0, bytes.len() as u64 + 4096).await.map_err(|e| format!("read: {e}"))?;
+    if back != bytes {
+        return Err(format!("read back {} bytes, wrote {}", back.len(), bytes.len()));
     }
     Ok(())
 }

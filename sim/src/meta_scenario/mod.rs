@@ -46,7 +46,7 @@ const CLIENT_BASE: u64 = 1001;
 /// When the root was made (the hosts' genesis).
 const ROOT_CREATED_NS: u64 = 1_000_000_000;
 /// Model steps the linearizability checker may explore per history.
-const CHECK_BUDGET_STATES: u64 = 4_000_000;
+pub(crate) const CHECK_BUDGET_STATES: u64 = 4_000_000;
 
 /// What a seed chose.
 #[derive(Clone, Debug)]
@@ -133,20 +133,20 @@ pub fn run_meta_history_seed(seed: u64, verbose: bool) -> (HistoryOutcome, u64) 
 /// The history being recorded, and the invocations to leave out of it (operations known not to have
 /// taken effect: indices stay stable while clients record).
 #[derive(Debug, Default)]
-struct Recorder {
+pub(crate) struct Recorder {
     history: History<MetaOp, MetaResult>,
     discarded: std::collections::BTreeSet<usize>,
 }
 
 impl Recorder {
-    fn finish(&self) -> History<MetaOp, MetaResult> {
+    pub(crate) fn finish(&self) -> History<MetaOp, MetaResult> {
         let events = self.history.events.iter().enumerate().filter(|(i, _)| !self.discarded.contains(i));
         History { events: events.map(|(_, e)| e.clone()).collect() }
     }
 }
 
-type SharedHistory = Arc<Mutex<Recorder>>;
-type SimMetaClient = MetaClient<SimClock, SimWallClock, SimNet, DetRng>;
+pub(crate) type SharedHistory = Arc<Mutex<Recorder>>;
+pub(crate) type SimMetaClient = MetaClient<SimClock, SimWallClock, SimNet, DetRng>;
 
 struct Run {
     s: Arc<HistoryScenario>,
@@ -181,7 +181,7 @@ impl Run {
     async fn phases(&mut self) -> Result<(), String> {
         self.wait_for_leaders(Duration::from_secs(30)).await?;
         let mut checker = self.client(CHECKER);
-        let fixture = setup(&mut checker).await?;
+        let fixture = setup(&mut checker, None).await?;
         self.trace.record(SOURCE, format_args!("fixture made: {:?}", fixture.to_model));
         let history: SharedHistory = Arc::new(Mutex::new(Recorder::default()));
         let done = Arc::new(AtomicU64::new(0));
@@ -236,39 +236,50 @@ impl Run {
         wait_for_all_leaders(&self.cluster, &self.views, self.s.base.shards, limit).await
     }
 
-    /// Once every transaction resolved, the leaders' states together are one consistent namespace.
     async fn check_shards(&mut self, limit: Duration) -> Result<(), String> {
-        for view in self.views.values() {
-            view.lock().expect("view").capture_states = true;
-        }
-        let start = SimClock.now();
-        loop {
-            SimClock.sleep(Duration::from_millis(500)).await;
-            let states = self.leader_states();
-            if states.len() == usize::from(self.s.base.shards) && states.iter().all(ShardState::is_settled) {
-                self.outcome.partitions = states.iter().map(|s| s.owned_partitions().len() as u64).sum();
-                return tessera_meta::local::check_shards(&states).map_err(|e| format!("after healing: {e}"));
-            }
-            if SimClock.now().saturating_since(start) > limit {
-                let open: Vec<u16> = states.iter().filter(|s| !s.is_settled()).map(|s| s.shard()).collect();
-                return Err(format!("transactions still open {} s after healing in shards {open:?}", limit.as_secs()));
-            }
-        }
-    }
-
-    /// Each shard's state as its current leader applied it.
-    fn leader_states(&self) -> Vec<ShardState> {
-        leaders(&self.cluster, &self.views)
-            .into_iter()
-            .filter_map(|(shard, (node, _))| self.views[&node].lock().expect("view").states.get(&shard).cloned())
-            .collect()
+        self.outcome.partitions = check_shards(&self.cluster, &self.views, self.s.base.shards, limit).await?;
+        Ok(())
     }
 }
 
+/// Once every transaction resolved, the leaders' states together are one consistent namespace. Returns
+/// the directory partitions the shards hold.
+pub(crate) async fn check_shards(
+    cluster: &Cluster,
+    views: &BTreeMap<NodeId, SharedHostView>,
+    shards: u16,
+    limit: Duration,
+) -> Result<u64, String> {
+    for view in views.values() {
+        view.lock().expect("view").capture_states = true;
+    }
+    let start = SimClock.now();
+    loop {
+        SimClock.sleep(Duration::from_millis(500)).await;
+        let states = leader_states(cluster, views);
+        if states.len() == usize::from(shards) && states.iter().all(ShardState::is_settled) {
+            tessera_meta::local::check_shards(&states).map_err(|e| format!("after healing: {e}"))?;
+            return Ok(states.iter().map(|s| s.owned_partitions().len() as u64).sum());
+        }
+        if SimClock.now().saturating_since(start) > limit {
+            let open: Vec<u16> = states.iter().filter(|s| !s.is_settled()).map(|s| s.shard()).collect();
+            return Err(format!("transactions still open {} s after healing in shards {open:?}", limit.as_secs()));
+        }
+    }
+}
+
+/// Each shard's state as its current leader applied it.
+fn leader_states(cluster: &Cluster, views: &BTreeMap<NodeId, SharedHostView>) -> Vec<ShardState> {
+    leaders(cluster, views)
+        .into_iter()
+        .filter_map(|(shard, (node, _))| views[&node].lock().expect("view").states.get(&shard).cloned())
+        .collect()
+}
+
 /// Make the fixture (no faults yet): every step must succeed.
-async fn setup(client: &mut SimMetaClient) -> Result<Fixture, String> {
+pub(crate) async fn setup(client: &mut SimMetaClient, base: Option<&str>) -> Result<Fixture, String> {
     let mut made = Vec::new();
-    while let Some(op) = setup_ops(&made) {
+    while let Some(op) = setup_ops(&made, base) {
         let result = client.execute(op.clone()).await.map_err(|e| format!("setup {op:?}: {e}"))?;
         made.push(setup_made(&result)?);
     }
@@ -276,7 +287,7 @@ async fn setup(client: &mut SimMetaClient) -> Result<Fixture, String> {
 }
 
 /// One client's operations, one at a time, each recorded (in model ids, reply shaped) in `history`.
-async fn workload(
+pub(crate) async fn workload(
     mut client: SimMetaClient,
     me: u64,
     fixture: Fixture,
@@ -319,7 +330,11 @@ async fn record(client: &mut SimMetaClient, me: u64, fixture: &Fixture, op: Meta
 }
 
 /// After healing: list every fixture directory (part of the history: the end state is checked).
-async fn final_listings(client: &mut SimMetaClient, fixture: &Fixture, history: &SharedHistory) -> Result<(), String> {
+pub(crate) async fn final_listings(
+    client: &mut SimMetaClient,
+    fixture: &Fixture,
+    history: &SharedHistory,
+) -> Result<(), String> {
     for op in fixture.listings() {
         let model_op = fixture.to_model_op(&op);
         let index = history.lock().expect("history").history.invoke(u64::MAX, model_op, SimClock.now().as_nanos());

@@ -26,25 +26,31 @@ const USER: u32 = 1000;
 pub struct Fixture {
     /// Cluster id -> model id.
     pub to_model: BTreeMap<InodeId, InodeId>,
-    /// The directories `d0..d3` (cluster ids), then the root.
+    /// The directories `d0..d3` (cluster ids), then the base (the root, or the directory standing for it).
     pub dirs: Vec<InodeId>,
     /// The files `d0/f0` and `d1/f1` (cluster ids).
     pub files: Vec<InodeId>,
     pub model: Namespace,
 }
 
-/// The setup, in order: each step's operation given the ids made so far (cluster or model ids).
-pub fn setup_ops(made: &[InodeId]) -> Option<MetaOp> {
+/// The setup, in order: each step's operation given the ids made so far (cluster or model ids). The
+/// first step makes the fixture's base directory writable by everyone: the root itself (`base: None`,
+/// and always in the model), or a new directory `base` in the root (so the fixture can share a
+/// namespace with other workloads; the model's root stands for it). Later steps work in the base.
+pub fn setup_ops(made: &[InodeId], base: Option<&str>) -> Option<MetaOp> {
     let root = Credentials::root();
     let op = match made.len() {
-        0 => MetaOp::SetAttr {
-            ino: InodeId::ROOT,
-            set: SetAttr { mode: Some(0o777), ..SetAttr::default() },
-            creds: root,
+        0 => match base {
+            None => MetaOp::SetAttr {
+                ino: InodeId::ROOT,
+                set: SetAttr { mode: Some(0o777), ..SetAttr::default() },
+                creds: root,
+            },
+            Some(name) => MetaOp::Mkdir { parent: InodeId::ROOT, name: name.into(), mode: 0o777, creds: root },
         },
         n @ 1..=4 => {
             let mode = if n == 4 { 0o755 } else { 0o777 };
-            MetaOp::Mkdir { parent: InodeId::ROOT, name: DIRS[n - 1].into(), mode, creds: root }
+            MetaOp::Mkdir { parent: made[0], name: DIRS[n - 1].into(), mode, creds: root }
         }
         n @ 5..=6 => MetaOp::Create { parent: made[n - 4], name: format!("f{}", n - 5), mode: 0o666, creds: root },
         _ => return None,
@@ -66,7 +72,7 @@ impl Fixture {
     pub fn new(cluster_ids: &[InodeId]) -> Result<Fixture, String> {
         let mut model = Namespace::new(0);
         let mut model_ids = Vec::new();
-        while let Some(op) = setup_ops(&model_ids) {
+        while let Some(op) = setup_ops(&model_ids, None) {
             model_ids.push(setup_made(&model.apply(&op, 0))?);
         }
         if model_ids.len() != cluster_ids.len() {
@@ -74,7 +80,7 @@ impl Fixture {
         }
         let to_model = cluster_ids.iter().copied().zip(model_ids.iter().copied()).collect();
         let mut dirs = cluster_ids[1..5].to_vec();
-        dirs.push(InodeId::ROOT);
+        dirs.push(cluster_ids[0]);
         Ok(Fixture { to_model, dirs, files: cluster_ids[5..7].to_vec(), model })
     }
 
