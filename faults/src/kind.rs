@@ -14,6 +14,9 @@ pub enum FaultKind {
     CorruptRead,
     /// A sector of a data drive fails its reads for a while.
     FailingRead,
+    /// A node stops running for a while (a long GC pause, a stalled VM) and resumes where it was: a
+    /// leader that paused may still believe it leads.
+    Pause,
     /// A node's drives serve IO many times slower for a while (a noisy neighbour).
     SlowDisk,
     /// A node's links are slow for a while (a noisy neighbour on the network).
@@ -37,8 +40,9 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 14] = [
+    pub const ALL: [FaultKind; 15] = [
         FaultKind::Crash,
+        FaultKind::Pause,
         FaultKind::DriveLoss,
         FaultKind::CorruptRead,
         FaultKind::FailingRead,
@@ -58,6 +62,7 @@ impl FaultKind {
     pub fn name(self) -> &'static str {
         match self {
             FaultKind::Crash => "crash",
+            FaultKind::Pause => "pause",
             FaultKind::DriveLoss => "drive-loss",
             FaultKind::CorruptRead => "corrupt-read",
             FaultKind::FailingRead => "failing-read",

@@ -108,6 +108,7 @@ enum Undo {
     /// The power cut reaches the node (its drives may have lost power a moment before, mid-write).
     Kill(NodeId, u64),
     Restart(NodeId),
+    Resume(NodeId),
     HealCuts,
     Links(NodeId),
     Reads(NodeId, usize, u64),
@@ -124,6 +125,7 @@ pub struct Nemesis {
     /// Temporary faults and when each ends (ms).
     pending: BTreeSet<(u64, Undo)>,
     down: BTreeSet<NodeId>,
+    paused: BTreeSet<NodeId>,
     degraded: BTreeSet<NodeId>,
     skewed: BTreeSet<NodeId>,
     failed_drives: BTreeSet<NodeId>,
@@ -143,6 +145,7 @@ impl Nemesis {
             budget_left,
             pending: BTreeSet::new(),
             down: BTreeSet::new(),
+            paused: BTreeSet::new(),
             degraded: BTreeSet::new(),
             skewed: BTreeSet::new(),
             failed_drives: BTreeSet::new(),
@@ -242,6 +245,12 @@ impl Nemesis {
                         target.restart(node);
                     }
                 }
+                Undo::Resume(node) => {
+                    self.paused.remove(&node);
+                    if !self.is_lost(target, node) {
+                        target.resume(node);
+                    }
+                }
                 Undo::HealCuts => target.heal_cuts(),
                 Undo::Links(node) => {
                     self.degraded.remove(&node);
@@ -280,6 +289,20 @@ impl Nemesis {
     fn inject(&mut self, target: &mut dyn FaultTarget, kind: FaultKind, now_ms: u64) -> bool {
         match kind {
             FaultKind::Crash => self.crash(target, now_ms),
+            FaultKind::Pause => {
+                let running: Vec<NodeId> = self
+                    .standing(target)
+                    .into_iter()
+                    .filter(|n| target.is_alive(*n) && !self.down.contains(n) && !self.paused.contains(n))
+                    .collect();
+                let Some(node) = self.any(&running) else { return false };
+                let ms = self.rng.range_inclusive(200, 8_000);
+                target.pause(node);
+                self.paused.insert(node);
+                self.pending.insert((now_ms + ms, Undo::Resume(node)));
+                target.note(&format!("nemesis: pause {node} for {ms} ms"));
+                true
+            }
             FaultKind::DriveLoss | FaultKind::CorruptRead | FaultKind::FailingRead => {
                 self.drive_fault(target, kind, now_ms)
             }
@@ -313,7 +336,8 @@ impl Nemesis {
         if self.down.len() >= self.config.down_max {
             return false;
         }
-        let alive: Vec<NodeId> = self.standing(target).into_iter().filter(|n| target.is_alive(*n)).collect();
+        let alive: Vec<NodeId> =
+            self.standing(target).into_iter().filter(|n| target.is_alive(*n) && !self.paused.contains(n)).collect();
         if alive.len() < 3 {
             return false;
         }
@@ -432,12 +456,28 @@ impl Nemesis {
         let clients = target.clients();
         match kind {
             FaultKind::Partition => {
-                let small = self.rng.range_inclusive(1, (servers.len() / 2) as u64) as usize;
-                let (mut a, mut b) = (servers[..small].to_vec(), servers[small..].to_vec());
-                for c in clients {
-                    if self.rng.chance(1, 4) { a.push(c) } else { b.push(c) }
+                // Half the time, a leader alone with some of the clients: it may still believe it leads
+                // while the others elect a new leader.
+                let leaders: Vec<NodeId> =
+                    target.leaders().into_iter().filter(|l| servers.contains(l) && target.is_alive(*l)).collect();
+                if !leaders.is_empty() && self.rng.chance(1, 2) {
+                    let leader = leaders[self.rng.below(leaders.len() as u64) as usize];
+                    let pos = servers.iter().position(|s| *s == leader).expect("a standing server");
+                    servers.swap(0, pos);
+                    let (mut a, mut b) = (vec![leader], servers[1..].to_vec());
+                    for c in clients {
+                        if self.rng.chance(1, 2) { a.push(c) } else { b.push(c) }
+                    }
+                    target.partition(&[a, b]);
+                    target.note(&format!("nemesis: leader {leader} cut off from the other servers"));
+                } else {
+                    let small = self.rng.range_inclusive(1, (servers.len() / 2) as u64) as usize;
+                    let (mut a, mut b) = (servers[..small].to_vec(), servers[small..].to_vec());
+                    for c in clients {
+                        if self.rng.chance(1, 4) { a.push(c) } else { b.push(c) }
+                    }
+                    target.partition(&[a, b]);
                 }
-                target.partition(&[a, b]);
             }
             FaultKind::OneWay => {
                 let mut ends: Vec<NodeId> = servers.iter().copied().chain(clients).collect();
@@ -472,6 +512,9 @@ impl Nemesis {
         let rack = standing[self.rng.below(standing.len() as u64) as usize];
         let nodes: Vec<NodeId> = target.servers().into_iter().filter(|n| target.rack_of(*n) == rack).collect();
         for node in nodes {
+            if self.paused.remove(&node) {
+                target.resume(node);
+            }
             self.down.remove(&node);
             self.failed_drives.remove(&node);
             if target.is_alive(node) {

@@ -20,6 +20,11 @@ pub trait FaultTarget {
     fn servers(&self) -> Vec<NodeId>;
     /// Every client node, in id order.
     fn clients(&self) -> Vec<NodeId>;
+    /// Servers that currently lead some replication group (the favourite targets of partitions: a
+    /// leader cut off from its followers while clients still reach it). Empty if unknown.
+    fn leaders(&self) -> Vec<NodeId> {
+        Vec::new()
+    }
     /// The failure domain (rack) of a server.
     fn rack_of(&self, node: NodeId) -> u32;
     fn is_alive(&self, node: NodeId) -> bool;
@@ -31,6 +36,10 @@ pub trait FaultTarget {
     /// Every drive of `node` loses power at its `ios`-th write or flush from now (a write caught that way
     /// is torn: each of its sectors reaches the medium or not). The node itself is killed separately.
     fn crash_drives_after_io(&mut self, node: NodeId, ios: u64);
+    /// Stop running the node's tasks (its state, timers and drives stay as they are).
+    fn pause(&mut self, node: NodeId);
+    /// Run a paused node's tasks again.
+    fn resume(&mut self, node: NodeId);
     /// Power back on (the node boots from its drives).
     fn restart(&mut self, node: NodeId);
 

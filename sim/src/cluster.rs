@@ -183,6 +183,19 @@ impl Cluster {
         self.restarts += 1;
     }
 
+    /// Stop polling the node's tasks (a long GC pause, a stalled VM): its state, timers and drives stay;
+    /// messages to it queue in its mailbox (bounded) until it runs again.
+    pub fn pause(&mut self, id: NodeId) {
+        self.trace.record(SOURCE, format_args!("pause {id}"));
+        self.handle.pause(self.node(id).madsim.id());
+    }
+
+    /// Run a paused node's tasks again.
+    pub fn resume(&mut self, id: NodeId) {
+        self.trace.record(SOURCE, format_args!("resume {id}"));
+        self.handle.resume(self.node(id).madsim.id());
+    }
+
     /// Spawn a task on `id` (it dies with the node).
     pub fn spawn_on<F>(&self, id: NodeId, task: F) -> madsim::task::JoinHandle<F::Output>
     where

@@ -4,7 +4,7 @@
 //! the binary (`ci/test.sh`); `cargo run --release -p tessera-sim -- campaign --seeds 0..10000 --jobs 2`
 //! runs a full one. Replay a seed: `cargo run -p tessera-sim -- campaign --seed S --verbose`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use tessera_config::model::Protection;
@@ -80,10 +80,13 @@ fn shipped_scenario_files_fit_their_seeds() {
     }
 }
 
-/// A short campaign (through the binary and the campaign runner, as CI and users run it) reaches every
-/// rare path of `RARE_MARKS`.
+/// A short campaign (through the binary and the campaign runner, as CI and users run it) reaches the
+/// rare paths of `RARE_MARKS`, all but one: a torn journal record recovered needs a journal entry of
+/// several blocks cut by a power loss, and the entries a cluster writes are single blocks, which a
+/// sector-atomic drive cannot tear (the store's unit test `mid_journal_damage_is_corrupt_metadata_but_a_torn_tail_is_not` covers that
+/// path; no campaign reaches it yet, see docs/SIMULATION.md).
 #[test]
-fn a_short_campaign_reaches_every_rare_path() {
+fn a_short_campaign_reaches_the_rare_paths() {
     let dir = tempfile::tempdir().expect("tempdir");
     let json = dir.path().join("summary.json");
     let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("../faults/scenarios/rare-paths.toml");
@@ -99,9 +102,14 @@ fn a_short_campaign_reaches_every_rare_path() {
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.trim_end().ends_with("campaign seeds=16 passed=16 failed=0"), "{stdout}");
     let summary: CampaignSummary = serde_json::from_slice(&std::fs::read(&json).expect("summary")).expect("json");
-    let empty = BTreeMap::new();
-    let marks = summary.count_maps.get("marks").unwrap_or(&empty);
-    let missed: Vec<&str> =
-        RARE_MARKS.iter().map(|(m, _)| *m).filter(|m| marks.get(*m).copied().unwrap_or(0) == 0).collect();
+    let marks = summary.count_maps.get("marks").cloned().unwrap_or_default();
+    let missed: Vec<&str> = RARE_MARKS
+        .iter()
+        .map(|(m, _)| *m)
+        .filter(|m| *m != NOT_REACHED_BY_CAMPAIGNS && marks.get(*m).copied().unwrap_or(0) == 0)
+        .collect();
     assert!(missed.is_empty(), "rare paths not reached by the short campaign: {missed:?}; reached {marks:?}");
 }
+
+/// The rare path no campaign reaches yet (see [`a_short_campaign_reaches_the_rare_paths`]).
+const NOT_REACHED_BY_CAMPAIGNS: &str = "store.torn_record_recovered";

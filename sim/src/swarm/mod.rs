@@ -664,7 +664,13 @@ impl Run {
     }
 
     fn target(&mut self) -> SimTarget<'_> {
-        SimTarget { cluster: &mut self.cluster, map: &self.map, servers: &self.servers, clients: &self.clients }
+        SimTarget {
+            cluster: &mut self.cluster,
+            views: &self.views,
+            map: &self.map,
+            servers: &self.servers,
+            clients: &self.clients,
+        }
     }
 
     fn data_client(&mut self, id: NodeId) -> SimDataClient {

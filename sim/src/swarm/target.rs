@@ -1,8 +1,11 @@
 //! The simulated cluster as a fault target: every injector of `tessera-faults` acts through this.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use tessera_data::rebuild::SharedDataMap;
 use tessera_env::NodeId;
 use tessera_faults::{FaultTarget, LinkFault};
+use tessera_meta::host::SharedHostView;
 
 use crate::cluster::Cluster;
 use crate::data_scenario::node::DATA_JOURNAL_BYTES;
@@ -10,6 +13,8 @@ use crate::net::LinkConfig;
 
 pub struct SimTarget<'a> {
     pub cluster: &'a mut Cluster,
+    /// Each metadata host's published view (who leads which shard).
+    pub views: &'a BTreeMap<NodeId, SharedHostView>,
     pub map: &'a SharedDataMap,
     pub servers: &'a [NodeId],
     pub clients: &'a [NodeId],
@@ -42,6 +47,12 @@ impl FaultTarget for SimTarget<'_> {
         self.clients.to_vec()
     }
 
+    fn leaders(&self) -> Vec<NodeId> {
+        let leaders: BTreeSet<NodeId> =
+            crate::meta_support::leaders(self.cluster, self.views).values().map(|(node, _)| *node).collect();
+        leaders.into_iter().collect()
+    }
+
     fn rack_of(&self, node: NodeId) -> u32 {
         self.cluster.rack_of(node)
     }
@@ -62,6 +73,14 @@ impl FaultTarget for SimTarget<'_> {
         for disk in self.cluster.disks(node) {
             disk.crash_after_io(ios);
         }
+    }
+
+    fn pause(&mut self, node: NodeId) {
+        self.cluster.pause(node);
+    }
+
+    fn resume(&mut self, node: NodeId) {
+        self.cluster.resume(node);
     }
 
     fn restart(&mut self, node: NodeId) {
