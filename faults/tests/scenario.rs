@@ -56,9 +56,17 @@ fn shipped_files_say_what_they_mean() {
     let namespace = load("namespace");
     assert_eq!(namespace.workloads.len(), 1);
     let w = namespace.workload(WorkloadKind::Namespace).unwrap();
-    assert_eq!(w.clients, Some(IntRange::new(2, 6)));
+    assert_eq!(w.clients, Some(IntRange::new(2, 4)));
     assert!(namespace.workload(WorkloadKind::Files).is_none());
-    for kind in [FaultKind::Partition, FaultKind::OneWay, FaultKind::Bridge, FaultKind::Crash, FaultKind::ClockSkew] {
+    let kinds = [
+        FaultKind::Partition,
+        FaultKind::OneWay,
+        FaultKind::Bridge,
+        FaultKind::Crash,
+        FaultKind::ClockSkew,
+        FaultKind::Pause,
+    ];
+    for kind in kinds {
         assert!(namespace.fault_mix.iter().any(|f| f.kind == kind), "{kind:?}");
     }
 
