@@ -243,7 +243,7 @@ pub async fn wait_for_rebuild(
 ) -> Result<u64, String> {
     let start = SimClock.now();
     let ids: Vec<NodeId> = live.iter().map(|n| n.id).collect();
-    let mut first: BTreeMap<NodeId, u64> = BTreeMap::new();
+    let mut first: BTreeMap<NodeId, (u64, u64)> = BTreeMap::new();
     loop {
         SimClock.sleep(Duration::from_millis(1_000)).await;
         let mut settled = true;
@@ -251,9 +251,12 @@ pub async fn wait_for_rebuild(
         for (id, status) in ids.iter().zip(io.status(&ids).await) {
             match status {
                 Ok(s) => {
-                    let base = *first.entry(*id).or_insert(s.rebuild.scrub_cycles);
-                    // A full scrub cycle that began after healing found nothing, and rebuild is idle.
-                    let done = s.rebuild.idle && s.rebuild.scrub_cycles >= base + 2 && s.rebuild.scrub_clean;
+                    let (cycles, passes) = *first.entry(*id).or_insert((s.rebuild.scrub_cycles, s.rebuild.passes));
+                    // A full pass and a full scrub cycle that began after healing found nothing to do.
+                    let done = s.rebuild.idle
+                        && s.rebuild.passes >= passes + 2
+                        && s.rebuild.scrub_cycles >= cycles + 2
+                        && s.rebuild.scrub_clean;
                     if !done {
                         unsettled.push(format!("{id}: {:?}", s.rebuild));
                     }

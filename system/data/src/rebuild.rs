@@ -308,7 +308,9 @@ impl<C: Clock, W: WallClock, N: Net, R: Rng> Rebuilder<C, W, N, R> {
         if self.config.scrub_stripes_per_pass > 0 && (map.dead.is_empty() || report.damaged == report.unrecoverable) {
             report.repaired += self.scrub_stripes(&map).await;
         }
-        let idle = complete && report.damaged == report.unrecoverable && report.deferred == 0;
+        // A pass that began before nodes were declared dead never looked for their stripes: not idle.
+        let dead_unchanged = self.map.lock().expect("data map").dead == map.dead;
+        let idle = dead_unchanged && complete && report.damaged == report.unrecoverable && report.deferred == 0;
         {
             let mut p = self.progress.lock().expect("progress");
             p.idle = idle && report.repaired == 0;
@@ -482,6 +484,11 @@ impl<C: Clock, W: WallClock, N: Net, R: Rng> Rebuilder<C, W, N, R> {
         let mut repaired = 0;
         let mut unanswered = BTreeSet::new();
         while budget > 0 {
+            // Nodes declared dead since the pass began: their stripes come first (the next pass), and a
+            // scrub cycle completed now would vouch for a cluster this pass never scanned for damage.
+            if self.map.lock().expect("data map").dead != map.dead {
+                break;
+            }
             if self.scrub.shard_index >= shards.len() {
                 let cycle = std::mem::take(&mut self.scrub);
                 {
