@@ -28,21 +28,27 @@ plants = {
    "            let mut send = state.recover();\n",
    "            let mut send: Vec<crate::shard::Envelope> = { let _ = state.recover(); Vec::new() };\n"),
  "stale-read": ("system/meta/src/host/node.rs",
-   "        let now_ns = self.now_ns(shard);\n        let command = match call {\n",
-   """        let now_ns = self.now_ns(shard);
-        let local = match &call {
-            ShardCall::Read { keys } => Some(crate::exec::ShardAnswer::Read(self.shards[&shard].replica.state().read(keys))),
-            ShardCall::Apply { op } if op.is_read_only() => {
-                let mut state = self.shards[&shard].replica.state().clone();
-                Some(crate::exec::ShardAnswer::Applied(state.apply(op, now_ns)))
-            }
-            _ => None,
+   "            return;\n        };\n        if status.role != RaftRole::Leader {\n",
+   """            return;
         };
-        if let Some(answer) = local {
-            self.outbox.push((from, MetaMessage::Response { req, answer }));
-            return;
+        // Planted: any replica a client still takes for the leader (after a leader change, the old one)
+        // answers reads from its own, possibly stale, state.
+        if let Some(hosted) = self.shards.get(&shard) {
+            let now_ns = self.now_ns(shard);
+            let local = match &call {
+                ShardCall::Read { keys } => Some(crate::exec::ShardAnswer::Read(hosted.replica.state().read(keys))),
+                ShardCall::Apply { op } if op.is_read_only() => {
+                    let mut state = hosted.replica.state().clone();
+                    Some(crate::exec::ShardAnswer::Applied(state.apply(op, now_ns)))
+                }
+                _ => None,
+            };
+            if let Some(answer) = local {
+                self.outbox.push((from, MetaMessage::Response { req, answer }));
+                return;
+            }
         }
-        let command = match call {
+        if status.role != RaftRole::Leader {
 """),
  "txn-quorum": ("system/meta/src/shard/txn.rs",
    "            && r.participants().all(|p| r.prepared.contains(&p))\n",

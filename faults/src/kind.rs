@@ -14,6 +14,10 @@ pub enum FaultKind {
     CorruptRead,
     /// A sector of a data drive fails its reads for a while.
     FailingRead,
+    /// Power fails while the node's metadata drive writes a journal entry of several blocks (a large
+    /// group commit): the write tears, then the node is down for a while. Never in the default swarm
+    /// mix (scenario files ask for it): it needs hosts that batch their log frees into large entries.
+    CrashInCommit,
     /// A node stops running for a while (a long GC pause, a stalled VM) and resumes where it was: a
     /// leader that paused may still believe it leads.
     Pause,
@@ -40,8 +44,9 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 15] = [
+    pub const ALL: [FaultKind; 16] = [
         FaultKind::Crash,
+        FaultKind::CrashInCommit,
         FaultKind::Pause,
         FaultKind::DriveLoss,
         FaultKind::CorruptRead,
@@ -62,6 +67,7 @@ impl FaultKind {
     pub fn name(self) -> &'static str {
         match self {
             FaultKind::Crash => "crash",
+            FaultKind::CrashInCommit => "crash-in-commit",
             FaultKind::Pause => "pause",
             FaultKind::DriveLoss => "drive-loss",
             FaultKind::CorruptRead => "corrupt-read",
@@ -77,6 +83,11 @@ impl FaultKind {
             FaultKind::ClockSkew => "clock-skew",
             FaultKind::RackLoss => "rack-loss",
         }
+    }
+
+    /// Whether the default swarm mix may choose the fault (the others come only from scenario files).
+    pub fn in_swarm_mix(self) -> bool {
+        !matches!(self, FaultKind::RackLoss | FaultKind::CrashInCommit)
     }
 
     /// Whether the fault can destroy a chunk (it counts against the fault budget of the safety phase).

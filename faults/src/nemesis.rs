@@ -33,7 +33,7 @@ impl FaultMix {
     pub fn swarm(rng: &mut DetRng) -> FaultMix {
         let weights = FaultKind::ALL
             .into_iter()
-            .filter(|k| *k != FaultKind::RackLoss)
+            .filter(|k| k.in_swarm_mix())
             .filter_map(|k| if rng.chance(3, 4) { Some((k, rng.range_inclusive(1, 5) as u32)) } else { None })
             .collect();
         FaultMix { weights }
@@ -288,7 +288,8 @@ impl Nemesis {
     /// Inject one fault of `kind`; false if none could be injected now.
     fn inject(&mut self, target: &mut dyn FaultTarget, kind: FaultKind, now_ms: u64) -> bool {
         match kind {
-            FaultKind::Crash => self.crash(target, now_ms),
+            FaultKind::Crash => self.crash(target, now_ms, false),
+            FaultKind::CrashInCommit => self.crash(target, now_ms, true),
             FaultKind::Pause => {
                 let running: Vec<NodeId> = self
                     .standing(target)
@@ -332,7 +333,8 @@ impl Nemesis {
         }
     }
 
-    fn crash(&mut self, target: &mut dyn FaultTarget, now_ms: u64) -> bool {
+    /// A power cut of one node; `in_commit`: timed to its metadata drive's next multi-block journal write.
+    fn crash(&mut self, target: &mut dyn FaultTarget, now_ms: u64, in_commit: bool) -> bool {
         if self.down.len() >= self.config.down_max {
             return false;
         }
@@ -344,7 +346,17 @@ impl Nemesis {
         let Some(node) = self.any(&alive) else { return false };
         let downtime_ms = self.rng.range_inclusive(300, 5_000);
         self.down.insert(node);
-        if self.rng.chance(1, 2) {
+        if in_commit {
+            // The metadata drive loses power when it next writes a large journal entry (if it writes one
+            // within the wait); the node goes down at the end of the wait either way.
+            let wait_ms = self.rng.range_inclusive(1_000, 15_000);
+            target.crash_in_journal_commit(node);
+            self.slowed.insert(node);
+            self.pending.insert((now_ms + wait_ms, Undo::Kill(node, downtime_ms)));
+            target.note(&format!(
+                "nemesis: crash {node} during its next large journal commit, down in {wait_ms} ms for {downtime_ms} ms"
+            ));
+        } else if self.rng.chance(1, 2) {
             // The drives lose power during one of their next writes (torn), the node right after.
             let ios = self.rng.range_inclusive(1, 24);
             let delay_ms = self.rng.range_inclusive(5, 400);

@@ -36,6 +36,9 @@ pub trait FaultTarget {
     /// Every drive of `node` loses power at its `ios`-th write or flush from now (a write caught that way
     /// is torn: each of its sectors reaches the medium or not). The node itself is killed separately.
     fn crash_drives_after_io(&mut self, node: NodeId, ios: u64);
+    /// The metadata drive of `node` loses power during its next journal write of two or more blocks
+    /// (torn: each block reaches the medium or not). The node itself is killed separately.
+    fn crash_in_journal_commit(&mut self, node: NodeId);
     /// Stop running the node's tasks (its state, timers and drives stay as they are).
     fn pause(&mut self, node: NodeId);
     /// Run a paused node's tasks again.

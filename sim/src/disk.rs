@@ -110,6 +110,8 @@ struct DiskState {
     epoch: u64,
     /// Write/flush calls left before the armed crash fires (1 = the next one).
     crash_after_io: Option<u64>,
+    /// An armed crash during the next write of at least `.1` sectors inside sectors `.0`.
+    crash_at_write: Option<(std::ops::Range<u64>, u64)>,
     fail_next_write: bool,
     fail_next_flush: bool,
     slow_factor: u32,
@@ -161,6 +163,7 @@ impl DiskState {
     /// (kept, unflushed).
     fn crash(&mut self) -> (usize, usize) {
         self.offline = true;
+        self.crash_at_write = None;
         self.epoch += 1;
         self.stats.crashes += 1;
         // 1 in 8: nothing unflushed survives; 1 in 8: everything does; otherwise each sector on its own:
@@ -194,6 +197,17 @@ impl DiskState {
     fn delay(&self, base_us: u64) -> Duration {
         let factor = if virtual_now_ns() < self.slow_until_ns { u64::from(self.slow_factor.max(1)) } else { 1 };
         Duration::from_micros(base_us.saturating_mul(factor))
+    }
+
+    /// True if a write of `len_bytes` at `offset_bytes` is the one an armed `crash_at_write` waits for.
+    fn crash_at_write_due(&mut self, offset_bytes: u64, len_bytes: u64) -> bool {
+        let Some((sectors, min_sectors)) = &self.crash_at_write else { return false };
+        let (first, count) = (offset_bytes / SECTOR, len_bytes.div_ceil(SECTOR));
+        let due = count >= *min_sectors && sectors.contains(&first) && first + count <= sectors.end;
+        if due {
+            self.crash_at_write = None;
+        }
+        due
     }
 
     /// Counts down an armed `crash_after_io`; true if this call is the one that crashes.
@@ -244,6 +258,7 @@ impl SimDisk {
             fenced: false,
             epoch: 0,
             crash_after_io: None,
+            crash_at_write: None,
             fail_next_write: false,
             fail_next_flush: false,
             slow_factor: 1,
@@ -284,6 +299,15 @@ impl SimDisk {
         assert!(n >= 1, "crash_after_io counts from 1");
         self.lock().crash_after_io = Some(n);
         ev!(self, "armed crash after {n} write/flush calls");
+    }
+
+    /// The next write of at least `min_sectors` sectors that lies inside `sectors` crashes the device
+    /// instead of completing, torn first (as [`crash_after_io`](Self::crash_after_io)): power failing
+    /// during, say, a multi-block journal commit. Disarmed by any crash.
+    pub fn crash_at_write(&self, sectors: std::ops::Range<u64>, min_sectors: u64) {
+        assert!(min_sectors >= 1 && !sectors.is_empty(), "crash_at_write({sectors:?}, {min_sectors})");
+        ev!(self, "armed crash at the next write of {min_sectors}+ sectors in {sectors:?}");
+        self.lock().crash_at_write = Some((sectors, min_sectors));
     }
 
     /// Latent corruption: flip bytes of `sector` in both the durable and the live image.
@@ -372,6 +396,7 @@ impl SimDisk {
     pub fn clear_faults(&self) {
         let mut s = self.lock();
         s.crash_after_io = None;
+        s.crash_at_write = None;
         s.fail_next_write = false;
         s.fail_next_flush = false;
         s.failing_reads.clear();
@@ -453,7 +478,7 @@ impl SimDisk {
                 ev!(self, "write off={offset_bytes} len={len_bytes}: {e:?}");
                 return Err(e);
             }
-            if s.crash_due() {
+            if s.crash_due() || s.crash_at_write_due(offset_bytes, len_bytes as u64) {
                 let applied = s.apply_write(offset_bytes, &data, true);
                 let (kept, unflushed) = s.crash();
                 drop(s);

@@ -36,6 +36,9 @@ pub const CLIENT_BASE: u64 = 1001;
 /// scenario, so every operation on it is single-shard.
 const ROOT_CREATED_NS: u64 = 1_000_000_000;
 
+/// The journal of a host's metadata drive (drive 0).
+pub const META_JOURNAL_BYTES: u64 = 4 * MIB;
+
 /// What the seed chose (or the test set).
 #[derive(Clone, Debug)]
 pub struct MetaScenario {
@@ -60,6 +63,9 @@ pub struct MetaScenario {
     pub data_disks: usize,
     /// The drives' model.
     pub disk: DiskModel,
+    /// Each host's Raft log store frees unneeded records in batches of this many (0: at once); 450 or
+    /// more make journal entries of several blocks (see `RaftLogStore::set_free_batch_extents`).
+    pub raft_free_batch_extents: usize,
 }
 
 impl MetaScenario {
@@ -89,6 +95,7 @@ impl MetaScenario {
             nodes_per_rack: 1,
             data_disks: 0,
             disk: DiskModel::nvme(256 * MIB),
+            raft_free_batch_extents: 0,
         }
     }
 
@@ -295,10 +302,30 @@ pub async fn wait_for_all_leaders(
             return Ok(());
         }
         if SimClock.now().saturating_since(start) > limit {
-            return Err(format!("only {led} of {shards} shards have a leader"));
+            return Err(format!("only {led} of {shards} shards have a leader; {}", leaderless(cluster, views, shards)));
         }
         SimClock.sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// How the live replicas of each shard without a leader see their group (for failure messages).
+fn leaderless(cluster: &Cluster, views: &BTreeMap<NodeId, SharedHostView>, shards: u16) -> String {
+    let led = leaders(cluster, views);
+    let mut parts = Vec::new();
+    for shard in (0..shards).filter(|s| !led.contains_key(s)) {
+        let mut replicas = Vec::new();
+        for (&id, view) in views.iter().filter(|(id, _)| cluster.is_alive(**id)) {
+            if let Some(g) = view.lock().expect("view").groups.get(&shard) {
+                let s = &g.status;
+                replicas.push(format!(
+                    "{id} {:?} term {} leader {:?} commit {} applied {} last {} voters {:?} learners {:?}",
+                    s.role, s.term, s.leader, s.commit, s.applied, s.last_index, s.voters, s.learners
+                ));
+            }
+        }
+        parts.push(format!("shard {shard}: [{}]", replicas.join("; ")));
+    }
+    parts.join(" ")
 }
 
 /// Leaders per shard as the live nodes report them (the highest term wins).
@@ -364,7 +391,7 @@ async fn boot(
         Store::open(disks[0].clone()).await.map_err(|e| format!("open store: {e}"))
     } else {
         let identity = DeviceIdentity { cluster_id: u128::from(s.seed) + 1, device_id: u128::from(id.0) };
-        let config = StoreConfig { max_extent_bytes: 4 * MIB as u32, journal_bytes: Some(4 * MIB) };
+        let config = StoreConfig { max_extent_bytes: 4 * MIB as u32, journal_bytes: Some(META_JOURNAL_BYTES) };
         let store = Store::format(disks[0].clone(), identity, config).await.map_err(|e| format!("format store: {e}"));
         if store.is_ok() {
             provisioned.store(true, Ordering::Relaxed);
@@ -372,7 +399,8 @@ async fn boot(
         store
     };
     let started = async {
-        let log = RaftLogStore::open(store?).await.map_err(|e| format!("open raft log: {e}"))?;
+        let mut log = RaftLogStore::open(store?).await.map_err(|e| format!("open raft log: {e}"))?;
+        log.set_free_batch_extents(s.raft_free_batch_extents);
         let env = HostEnv { id, clock, wall, net, rng };
         MetaHost::open(env, s.host.clone(), setup, log, maps, view).await.map_err(|e| format!("open host: {e}"))
     };

@@ -46,6 +46,27 @@ fn regression_seed_1566_many_crashes_keep_the_namespace_history_checkable() {
     assert!(outcome.ns_ops > 0 && outcome.kills > 20, "{outcome:?}");
 }
 
+/// Regression (10,000-seed campaign): node 3's rebuild pass began before node 5's rack was declared
+/// dead, ran 13 s of scrub cycles, and ended "idle" without ever scanning for stripes on the dead node;
+/// the checker trusted that and found a chunk still on node 5. A pass that sees nodes declared dead
+/// since it began now stops scrubbing and is not idle, and the checker waits for two whole passes.
+#[test]
+fn regression_seed_2840_a_pass_older_than_a_rack_loss_is_not_idle() {
+    let outcome = assert_seed_passes(2840);
+    assert!(outcome.racks_lost == 1 && outcome.stripes_rebuilt >= 1, "{outcome:?}");
+}
+
+/// Regression (10,000-seed campaign): shard 1's voters were {1, 2, 4, 5} with node 2 dead when the group
+/// lost its leader; node 5, no longer in the map, dropped its replica after the removal grace, and the
+/// group never had a quorum again ("only 7 of 8 shards have a leader"). A voter now stays unless the
+/// members the map keeps are a quorum without it. (The rebuild fix of seed 2840 changes this run's
+/// timing, so the seed alone no longer reaches that state; `host::groups` tests pin the rule.)
+#[test]
+fn regression_seed_4427_a_needed_voter_keeps_its_replica() {
+    let outcome = assert_seed_passes(4427);
+    assert!(outcome.ns_ops > 0 && outcome.racks_lost == 1, "{outcome:?}");
+}
+
 /// The same seed gives the same trace, the same outcome and the same hooks report.
 #[test]
 fn a_swarm_seed_replays_bit_for_bit() {
@@ -74,7 +95,8 @@ fn the_swarm_spans_cluster_sizes_protections_workloads_and_faults() {
     assert!(mix(true, false) && mix(false, true) && mix(true, true), "workload mixes");
     assert!(scenarios.iter().any(|s| s.nemesis.rack_losses == 2));
     let kinds: BTreeSet<_> = scenarios.iter().flat_map(|s| s.nemesis.mix.weights.iter().map(|(k, _)| *k)).collect();
-    assert_eq!(kinds.len(), tessera_faults::FaultKind::ALL.len() - 1, "every kind but rack-loss is mixed: {kinds:?}");
+    let swarm_kinds: BTreeSet<_> = tessera_faults::FaultKind::ALL.into_iter().filter(|k| k.in_swarm_mix()).collect();
+    assert_eq!(kinds, swarm_kinds, "every kind of the swarm mix is mixed");
     for s in &scenarios {
         assert!(s.nodes() >= u64::from(s.data.protection.failure_domains_needed()), "{}", s.summary());
         assert!(s.data.racks >= u64::from(s.data.protection.failure_domains_needed()) + s.nemesis.rack_losses);
@@ -96,11 +118,9 @@ fn shipped_scenario_files_fit_their_seeds() {
     }
 }
 
-/// A short campaign (through the binary and the campaign runner, as CI and users run it) reaches the
-/// rare paths of `RARE_MARKS`, all but one: a torn journal record recovered needs a journal entry of
-/// several blocks cut by a power loss, and the entries a cluster writes are single blocks, which a
-/// sector-atomic drive cannot tear (the store's unit test `mid_journal_damage_is_corrupt_metadata_but_a_torn_tail_is_not` covers that
-/// path; no campaign reaches it yet, see docs/SIMULATION.md).
+/// A short campaign (through the binary and the campaign runner, as CI and users run it) reaches every
+/// rare path of `RARE_MARKS`, the torn journal record included (`crash-in-commit` in rare-paths.toml;
+/// see docs/SIMULATION.md, "Coverage of rare paths").
 #[test]
 fn a_short_campaign_reaches_the_rare_paths() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -119,13 +139,7 @@ fn a_short_campaign_reaches_the_rare_paths() {
     assert!(stdout.trim_end().ends_with("campaign seeds=16 passed=16 failed=0"), "{stdout}");
     let summary: CampaignSummary = serde_json::from_slice(&std::fs::read(&json).expect("summary")).expect("json");
     let marks = summary.count_maps.get("marks").cloned().unwrap_or_default();
-    let missed: Vec<&str> = RARE_MARKS
-        .iter()
-        .map(|(m, _)| *m)
-        .filter(|m| *m != NOT_REACHED_BY_CAMPAIGNS && marks.get(*m).copied().unwrap_or(0) == 0)
-        .collect();
+    let missed: Vec<&str> =
+        RARE_MARKS.iter().map(|(m, _)| *m).filter(|m| marks.get(*m).copied().unwrap_or(0) == 0).collect();
     assert!(missed.is_empty(), "rare paths not reached by the short campaign: {missed:?}; reached {marks:?}");
 }
-
-/// The rare path no campaign reaches yet (see [`a_short_campaign_reaches_the_rare_paths`]).
-const NOT_REACHED_BY_CAMPAIGNS: &str = "store.torn_record_recovered";

@@ -130,6 +130,39 @@ fn op_in_flight_at_crash_does_not_apply() {
     });
 }
 
+/// A crash armed for a large write in a region: smaller writes and writes elsewhere complete; the first
+/// matching write tears and takes the device down; a crash disarms it.
+#[test]
+fn crash_at_write_fires_on_the_first_large_write_in_its_region() {
+    let mut torn_shapes = std::collections::BTreeSet::new();
+    for seed in 0..20 {
+        let d = disk(seed, DiskModel::instant(CAPACITY_BYTES));
+        futures::executor::block_on(async {
+            d.crash_at_write(10..20, 2);
+            d.write(10 * SECTOR, &block(1, 1)).await.unwrap();
+            d.write(2 * SECTOR, &block(1, 4)).await.unwrap();
+            d.write(18 * SECTOR, &block(1, 4)).await.unwrap();
+            d.flush().await.unwrap();
+            assert_eq!(d.write(12 * SECTOR, &block(2, 2)).await, Err(DiskError::Offline));
+            assert!(d.is_offline());
+            d.restart();
+            let torn = d.read(12 * SECTOR, 2 * SECTOR_SIZE_BYTES).await.unwrap();
+            let shape: Vec<bool> = torn.chunks(SECTOR_SIZE_BYTES).map(|s| s.iter().all(|&b| b == 2)).collect();
+            for s in torn.chunks(SECTOR_SIZE_BYTES) {
+                assert!(s.iter().all(|&b| b == 0) || s.iter().all(|&b| b == 2));
+            }
+            torn_shapes.insert(shape);
+            d.write(12 * SECTOR, &block(3, 2)).await.unwrap();
+            // Disarmed by a plain crash too.
+            d.crash_at_write(0..100, 1);
+            d.crash();
+            d.restart();
+            d.write(0, &block(4, 1)).await.unwrap();
+        });
+    }
+    assert!(torn_shapes.contains(&vec![true, false]), "a torn write kept its first sector only: {torn_shapes:?}");
+}
+
 #[test]
 fn crash_after_io_fires_on_the_nth_call() {
     for seed in 0..10 {

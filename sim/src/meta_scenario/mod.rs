@@ -29,6 +29,7 @@ use tessera_meta::host::SharedHostView;
 use tessera_meta::shard::ShardState;
 use tessera_meta::{InodeId, MetaOp, MetaResult};
 use tessera_specs::linearizability::{History, Outcome};
+use tessera_specs::posix::Namespace;
 use tessera_specs::posix_history::{check_posix, shape};
 
 use crate::cluster::{Cluster, NodeSpec};
@@ -214,15 +215,7 @@ impl Run {
         let history = history.lock().expect("history").finish();
         self.outcome.ops = history.events.len() as u64;
         self.outcome.unknown = history.events.iter().filter(|e| e.ret.is_none()).count() as u64;
-        match check_posix(&fixture.model, &history, CHECK_BUDGET_STATES) {
-            Outcome::Linearizable { .. } => Ok(()),
-            Outcome::NotLinearizable { stuck, reason, .. } => {
-                Err(format!("not linearizable at event {stuck} ({:?}): {reason}", history.events[stuck]))
-            }
-            Outcome::TooLarge { explored } => {
-                Err(format!("history too large to check ({explored} states explored): not a pass"))
-            }
-        }
+        check_history(&fixture.model, &history)
     }
 
     fn client(&mut self, id: NodeId) -> SimMetaClient {
@@ -286,6 +279,20 @@ pub(crate) async fn setup(client: &mut SimMetaClient, base: Option<&str>) -> Res
         made.push(setup_made(&result)?);
     }
     Fixture::new(&made)
+}
+
+/// The linearizability verdict on a finished history against the POSIX model: a history too large to
+/// decide within [`CHECK_BUDGET_STATES`] fails, never passes.
+pub(crate) fn check_history(model: &Namespace, history: &History<MetaOp, MetaResult>) -> Result<(), String> {
+    match check_posix(model, history, CHECK_BUDGET_STATES) {
+        Outcome::Linearizable { .. } => Ok(()),
+        Outcome::NotLinearizable { stuck, reason, .. } => {
+            Err(format!("not linearizable at event {stuck} ({:?}): {reason}", history.events[stuck]))
+        }
+        Outcome::TooLarge { explored } => {
+            Err(format!("history too large to check ({explored} states explored): not a pass"))
+        }
+    }
 }
 
 /// One client's operations, one at a time, each recorded (in model ids, reply shaped) in `history`.

@@ -9,6 +9,7 @@ use tessera_meta::host::SharedHostView;
 
 use crate::cluster::Cluster;
 use crate::data_scenario::node::DATA_JOURNAL_BYTES;
+use crate::meta_support::META_JOURNAL_BYTES;
 use crate::net::LinkConfig;
 
 pub struct SimTarget<'a> {
@@ -73,6 +74,14 @@ impl FaultTarget for SimTarget<'_> {
         for disk in self.cluster.disks(node) {
             disk.crash_after_io(ios);
         }
+    }
+
+    fn crash_in_journal_commit(&mut self, node: NodeId) {
+        let disk = &self.cluster.disks(node)[0];
+        let journal = tessera_store::journal_region_blocks(disk.model().capacity_bytes, META_JOURNAL_BYTES)
+            .expect("the metadata drive has a journal");
+        // Store blocks are drive sectors (4 KiB both).
+        disk.crash_at_write(journal, 2);
     }
 
     fn pause(&mut self, node: NodeId) {

@@ -136,8 +136,11 @@ pub struct RaftLogStore<D: Disk> {
     max_record_bytes: usize,
     groups: BTreeMap<u64, GroupIndex>,
     extents: BTreeMap<ExtentId, ExtentUse>,
-    /// Extents found unneeded when opening; freed by the next save.
+    /// Extents no group needs that are not freed yet (found when opening, or held for a larger batch).
     pending_free: Vec<ExtentId>,
+    /// Unneeded extents are freed once at least this many are pending (0 and 1: at once). See
+    /// [`set_free_batch_extents`](RaftLogStore::set_free_batch_extents).
+    free_batch_extents: usize,
 }
 
 impl<D: Disk> fmt::Debug for RaftLogStore<D> {
@@ -166,6 +169,7 @@ impl<D: Disk> RaftLogStore<D> {
             groups: BTreeMap::new(),
             extents: BTreeMap::new(),
             pending_free: Vec::new(),
+            free_batch_extents: 0,
         };
         for (id, len_bytes) in log.store.extents() {
             if let Some(parts) = read_record(&log.store, id).await? {
@@ -175,6 +179,14 @@ impl<D: Disk> RaftLogStore<D> {
         let all: BTreeSet<u64> = log.groups.keys().copied().collect();
         log.pending_free = log.release(&all);
         Ok(log)
+    }
+
+    /// Holds unneeded extents until `extents` of them can be freed together (at most that many stay
+    /// allocated; 0 or 1 frees each save's at once). A free costs a journal write and flush whatever its
+    /// size, so batching saves flushes; an extent freed late is only space held (after a crash, opening
+    /// finds it unneeded again). Batches of 450 or more span several journal blocks.
+    pub fn set_free_batch_extents(&mut self, extents: usize) {
+        self.free_batch_extents = extents;
     }
 
     /// Makes `batch` of `group` durable: `save_many` with one group.
@@ -327,6 +339,10 @@ impl<D: Disk> RaftLogStore<D> {
             free.append(&mut self.pending_free);
             free.sort();
             if free.is_empty() {
+                return Ok(());
+            }
+            if free.len() < self.free_batch_extents {
+                self.pending_free = free;
                 return Ok(());
             }
             touched.clear();

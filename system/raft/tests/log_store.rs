@@ -143,6 +143,53 @@ fn large_batches_split_and_oversized_entries_are_refused() {
     assert!(matches!(block_on(log.save(7, &huge)), Err(RaftLogError::RecordTooLarge { .. })));
 }
 
+/// A free batch: records no group needs stay allocated until enough are pending, the group loads the
+/// same meanwhile and after power loss, and then they go together.
+#[test]
+fn held_frees_load_the_same_survive_power_loss_and_go_together() {
+    let disk = new_disk(7);
+    let mut log = format(&disk);
+    log.set_free_batch_extents(30);
+    let mut model = PersistedState::default();
+    let mut save = |log: &mut RaftLogStore<SimDisk>, batch: PersistBatch| {
+        block_on(log.save(1, &batch)).unwrap();
+        model.apply(&batch);
+        checked(model.clone())
+    };
+    let append = |i: u64| PersistBatch {
+        hard_state: Some(HardState { term: 1, vote: 1, commit: i }),
+        entries: entries(i, i, 1),
+        ..Default::default()
+    };
+    let compact = |index: u64| PersistBatch {
+        compaction: Some(SnapshotData {
+            index,
+            term: 1,
+            voters: vec![1, 2, 3],
+            data: format!("app@{index}").into_bytes(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    for i in 1..=20 {
+        save(&mut log, append(i));
+    }
+    let expected = save(&mut log, compact(20));
+    assert!(log.total_record_count() >= 20, "held for the batch: {} records", log.total_record_count());
+    assert_eq!(block_on(log.load(1)).unwrap().unwrap(), expected);
+    let mut log = crash_and_reopen(&disk, log);
+    assert_eq!(block_on(log.load(1)).unwrap().unwrap(), expected);
+    log.set_free_batch_extents(30);
+    for i in 21..=40 {
+        save(&mut log, append(i));
+    }
+    let expected = save(&mut log, compact(40));
+    assert!(log.total_record_count() <= 3, "the batch was freed: {} records left", log.total_record_count());
+    assert_eq!(block_on(log.load(1)).unwrap().unwrap(), expected);
+    let log = crash_and_reopen(&disk, log);
+    assert_eq!(block_on(log.load(1)).unwrap().unwrap(), expected);
+}
+
 /// Crash in the middle of a save: the group loads as before the save or as after it, never anything
 /// else; saves that returned Ok are never lost.
 #[test]

@@ -76,6 +76,13 @@ impl Default for StoreConfig {
     }
 }
 
+/// The blocks of the journal of a device of `capacity_bytes` formatted with a journal of `journal_bytes`
+/// (`None` if no such layout exists). For fault injectors that crash a drive during a journal commit.
+pub fn journal_region_blocks(capacity_bytes: u64, journal_bytes: u64) -> Option<std::ops::Range<u64>> {
+    let layout = layout::Layout::compute(capacity_bytes, journal_bytes / layout::BLOCK_BYTES).ok()?;
+    Some(layout.journal_start_block..layout.data_start_block)
+}
+
 /// The blocks of the data region of a device of `capacity_bytes` formatted with a journal of
 /// `journal_bytes` (`None` if no such layout exists). For fault injectors that damage data blocks but
 /// not the store's own metadata.
