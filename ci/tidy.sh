@@ -51,6 +51,11 @@ if [ -n "$scan" ]; then say "OS doors or random-order maps in system/:"; printf 
 scan=$(grep -rnE 'thread_rng\(|rand::random|OsRng' sim specs --include=*.rs || true)
 if [ -n "$scan" ]; then say "OS randomness in sim/ or specs/ (madsim cannot make it deterministic):"; printf '%s\n' "$scan" >&2; fail=1; fi
 
+# Workload code runs inside the simulator too: only the directory target and the command line may touch
+# the OS clock and threads.
+scan=$(grep -rnE 'std::time|std::thread|thread::spawn|Instant|SystemTime|thread_rng\(|rand::random|HashMap|HashSet' workloads/src --include=*.rs | grep -vE '^workloads/src/(dir|cli)\.rs:' || true)
+if [ -n "$scan" ]; then say "OS clock, threads or random-order maps in workload code that runs in the simulator:"; printf '%s\n' "$scan" >&2; fail=1; fi
+
 # The production crate never has the simulator's fault hooks (tessera-env feature `sim-hooks`): without
 # it `buggify!` is the constant `false` and `mark!` nothing. Dev-dependencies are left out (they never
 # reach the production binary).

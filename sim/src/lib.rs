@@ -7,6 +7,7 @@
 //! [`run_seed`] runs one seed. Every event goes through one [`Trace`], whose hash proves determinism.
 //! See docs/SIMULATION.md.
 
+pub mod bench;
 pub mod cluster;
 pub mod config_scenario;
 pub mod crash;
