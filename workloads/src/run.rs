@@ -135,12 +135,18 @@ pub async fn run_process<E: Executor>(
 }
 
 /// The report of a phase from its processes' recorders; `elapsed_ns` runs from the phase's start until
-/// its last process finished.
+/// its last process finished. A paced phase with a duration lasts at least that duration: its processes
+/// stop issuing when the next operation would fall due after the deadline, and the time until the
+/// deadline is part of the rate they were asked for.
 pub fn phase_report(phase: &Phase, recorders: &[Recorder], options: &RunOptions, elapsed_ns: u64) -> PhaseReport {
     let mut merged = Recorder::new(options.interval_ns);
     for recorder in recorders {
         merged.merge(recorder);
     }
+    let elapsed_ns = match (phase.rate_per_proc, phase.duration_ns) {
+        (Some(_), Some(duration_ns)) => elapsed_ns.max(duration_ns),
+        _ => elapsed_ns,
+    };
     PhaseReport::new(phase, recorders.len(), &merged, elapsed_ns)
 }
 

@@ -13,14 +13,14 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::metrics::{Metric, PhaseReport};
+use crate::op::WorkRng;
 use crate::suite::SuiteError;
 use crate::suite::swbuild::{
-    Mix, SizeTable, SizeWeight, TreeProc, TreeSpec, check_phase, config_error, load_config, positive, positive_rate,
-    process_rng, rate_metrics, run_phase, scaled, setup_phases,
+    Mix, Paced, PacedLayout, PacedModels, ScriptModel, SizeTable, SizeWeight, TreeProc, TreeSpec, config_error,
+    load_config, positive, positive_rate,
 };
 use crate::suite::vda::{IO_MAX_BYTES, SEQ_FILE_MAX_BYTES, SEQ_FILES_MAX, SEQ_OPS, SeqProc, SeqRole, SeqSpec};
-use crate::workload::{Params, Phase, Process, Workload};
+use crate::workload::Workload;
 
 /// The built-in defaults (`workloads/eda.toml`).
 const DEFAULTS: &str = include_str!("../../eda.toml");
@@ -65,10 +65,8 @@ struct BackendConfig {
 /// The EDA-like workload: load in job sets of front-end and back-end processes.
 #[derive(Debug)]
 pub struct Eda {
+    /// Front ends per job set (its first processes; the others are back ends).
     frontends: u64,
-    backends: u64,
-    /// The run phase's pace: the front end's rate.
-    rate_per_proc: f64,
     frontend: Arc<TreeSpec>,
     backend: Arc<SeqSpec>,
 }
@@ -79,7 +77,7 @@ impl Eda {
         Ok(Box::new(Eda::parse(config)?))
     }
 
-    fn parse(config: Option<&str>) -> Result<Eda, SuiteError> {
+    fn parse(config: Option<&str>) -> Result<Paced<Eda>, SuiteError> {
         let c: EdaConfig = load_config(NAME, DEFAULTS, config)?;
         if c.frontend_procs_per_job_set.saturating_add(c.backend_procs_per_job_set) == 0 {
             return Err(config_error(
@@ -113,71 +111,30 @@ impl Eda {
             file_sizes: SizeTable::from_rows(NAME, "backend.file_sizes", &b.file_sizes, false, SEQ_FILE_MAX_BYTES)?,
             setup_files: files,
         };
-        Ok(Eda {
-            frontends: c.frontend_procs_per_job_set,
-            backends: c.backend_procs_per_job_set,
+        let layout = PacedLayout {
+            name: NAME,
+            seed_tag: SEED_TAG,
+            // Job set `j` works in `eda/js{j}/`.
+            unit_dir: Some("js"),
+            procs_per_unit: c.frontend_procs_per_job_set.saturating_add(c.backend_procs_per_job_set),
+            // The run phase's pace: the front ends' rate (the back ends pace themselves).
             rate_per_proc,
-            frontend: Arc::new(frontend),
-            backend: Arc::new(backend),
-        })
-    }
-
-    fn per_job_set(&self) -> u64 {
-        self.frontends.saturating_add(self.backends)
+        };
+        let models =
+            Eda { frontends: c.frontend_procs_per_job_set, frontend: Arc::new(frontend), backend: Arc::new(backend) };
+        Ok(Paced { layout, models })
     }
 }
 
-impl Workload for Eda {
-    fn name(&self) -> &str {
-        NAME
-    }
-
-    fn process_count(&self, params: &Params) -> usize {
-        scaled(params.load, self.per_job_set())
-    }
-
-    fn setup(&self, _params: &Params) -> Vec<Phase> {
-        setup_phases(NAME)
-    }
-
-    fn run(&self, params: &Params) -> Vec<Phase> {
-        vec![run_phase(NAME, self.rate_per_proc, params)]
-    }
-
-    fn check(&self, _params: &Params) -> Vec<Phase> {
-        vec![check_phase(NAME)]
-    }
-
-    /// Job set `j` is processes `j * per_job_set ..`: its front ends, then its back ends. Process 0 also
-    /// makes `eda/` and every `eda/js{j}/` in the `eda-dirs` phase.
-    fn processes(&self, params: &Params) -> Vec<Box<dyn Process>> {
-        let per_job_set = usize::try_from(self.per_job_set()).unwrap_or(usize::MAX);
+impl PacedModels for Eda {
+    /// A job set's processes are its front ends (`eda/js{j}/fe{k}`), then its back ends (`eda/js{j}/be{k}`).
+    fn model(&self, _index: usize, job_set: usize, rank: usize, rng: WorkRng) -> Box<dyn ScriptModel> {
         let frontends = usize::try_from(self.frontends).unwrap_or(usize::MAX);
-        let count = self.process_count(params);
-        (0..count)
-            .map(|i| {
-                let (job_set, k) = (i / per_job_set, i % per_job_set);
-                let job_dir = format!("{NAME}/js{job_set}");
-                let shared = if i == 0 {
-                    let job_dirs = (0..count.div_ceil(per_job_set)).map(|j| format!("{NAME}/js{j}"));
-                    std::iter::once(NAME.to_string()).chain(job_dirs).collect()
-                } else {
-                    Vec::new()
-                };
-                let rng = process_rng(params.seed, SEED_TAG, i);
-                if k < frontends {
-                    let root = format!("{job_dir}/fe{k}");
-                    Box::new(TreeProc::new(self.frontend.clone(), shared, root, rng)) as Box<dyn Process>
-                } else {
-                    let dir = format!("{job_dir}/be{}", k - frontends);
-                    Box::new(SeqProc::new(self.backend.clone(), shared, dir, rng))
-                }
-            })
-            .collect()
-    }
-
-    fn metrics(&self, params: &Params, phases: &[PhaseReport]) -> Vec<Metric> {
-        rate_metrics(NAME, params, phases)
+        if rank < frontends {
+            Box::new(TreeProc::new(self.frontend.clone(), format!("{NAME}/js{job_set}/fe{rank}"), rng))
+        } else {
+            Box::new(SeqProc::new(self.backend.clone(), format!("{NAME}/js{job_set}/be{}", rank - frontends), rng))
+        }
     }
 }
 
@@ -187,21 +144,12 @@ mod tests {
     use crate::op::{Op, OpKind, Outcome};
     use crate::suite::swbuild::testing::*;
 
-    const SECOND_NS: u64 = 1_000_000_000;
-
     #[test]
     fn runs_clean_on_memfs_at_load_1_and_2() {
         let workload = Eda::from_config(None).expect("defaults");
-        for load in [1, 2] {
-            let params = params(load, 2 * SECOND_NS);
-            let (mut fs, report) = run_on_memfs(&*workload, &params);
-            assert_clean(&report);
-            assert_eq!(report.procs, 5 * load as usize);
+        // 3 front ends at 100 op/s and 2 back ends at 75 op/s per job set.
+        for (load, mut fs, report) in runs_keeping_up(&*workload, 2 * SECOND_NS, 5, 450.0) {
             let run = report.measured().next().expect("run phase");
-            // 3 front ends at 100 op/s and 2 back ends at 75 op/s per job set.
-            assert_eq!(run.requested_ops_per_sec, Some(450.0 * load as f64));
-            let fraction = metric(&report, "achieved_fraction");
-            assert!((0.99..=1.01).contains(&fraction), "achieved fraction {fraction}");
             // Every job set's processes are where the layout says.
             for j in 0..load {
                 let Ok(Outcome::Names(names)) = fs.apply(&Op::Readdir { path: format!("eda/js{j}") }) else {
@@ -221,12 +169,11 @@ mod tests {
         // Smaller back-end pieces and files than the defaults' (the mix is the same), to run quickly.
         let small = "[backend]\nio_size_bytes = 65536\nfile_sizes = [{ size_bytes = 524288, weight = 1 }]\n";
         let workload = Eda::parse(Some(small)).expect("valid");
-        let (_, report) = run_on_memfs(&workload, &params(1, 20 * SECOND_NS));
-        assert_clean(&report);
+        let (_, report) = run_clean(&workload, &params(1, 20 * SECOND_NS));
         // 3 front ends at 100 op/s and 2 back ends at 75 op/s: 300 + 150 operations a second.
         let ops = 450.0;
-        let fe = |kind| workload.frontend.mix.share(kind) * 300.0 / ops;
-        let SeqRole::Backend { mix, .. } = &workload.backend.role else { panic!("backend role") };
+        let fe = |kind| workload.models.frontend.mix.share(kind) * 300.0 / ops;
+        let SeqRole::Backend { mix, .. } = &workload.models.backend.role else { panic!("backend role") };
         let be = |kind| mix.share(kind) * 150.0 / ops;
         let expected = [
             (vec![OpKind::Stat], fe(OpKind::Stat) + be(OpKind::Stat)),
@@ -250,8 +197,7 @@ mod tests {
     fn the_backend_mix_runs_at_its_own_lower_rate() {
         let config = "frontend_procs_per_job_set = 0\n[backend.ops]\nwrite = 1\nread = 1\n";
         let workload = Eda::parse(Some(config)).expect("valid");
-        let (_, report) = run_on_memfs(&workload, &params(1, 10 * SECOND_NS));
-        assert_clean(&report);
+        let (_, report) = run_clean(&workload, &params(1, 10 * SECOND_NS));
         assert_eq!(report.procs, 2);
         // Two back ends at their own 75 op/s for 10 s, nothing but their mix; the requested rate is theirs.
         let run = report.measured().next().expect("run phase");
@@ -264,27 +210,21 @@ mod tests {
     #[test]
     fn a_corrupted_file_is_caught_by_the_check() {
         let workload = Eda::parse(None).expect("defaults");
-        let params = params(1, SECOND_NS);
-        let clean = check_after(&workload, &params, |_| {});
-        assert_eq!(clean.failures, 0, "{:?}", clean.first_failures);
-        for dir in ["eda/js0/fe1", "eda/js0/be1"] {
-            let check = check_after(&workload, &params, |fs| {
-                flip_bytes_under(fs, dir);
-            });
-            assert_eq!(check.failures, 1, "{dir}: {:?}", check.first_failures);
-            assert!(check.first_failures[0].contains(dir), "{:?}", check.first_failures);
-        }
+        assert_corruption_caught(&workload, &params(1, SECOND_NS), &["eda/js0/fe1", "eda/js0/be1"]);
     }
 
     #[test]
     fn defaults_parse_and_bad_files_are_rejected() {
         let workload = Eda::parse(None).expect("embedded defaults parse");
-        assert_eq!((workload.frontends, workload.backends), (3, 2));
-        assert_eq!(workload.rate_per_proc, 100.0);
-        assert_eq!(workload.backend.setup_files, 3);
+        assert_eq!((workload.models.frontends, workload.layout.procs_per_unit), (3, 3 + 2));
+        assert_eq!(workload.layout.rate_per_proc, 100.0);
+        assert_eq!(workload.models.backend.setup_files, 3);
         let overridden = Eda::parse(Some("[backend]\nrate_per_proc = 50.0\n")).expect("valid");
-        assert_eq!(workload.frontend.mix, overridden.frontend.mix, "untouched tables keep their defaults");
-        let SeqRole::Backend { rate_per_sec, .. } = overridden.backend.role else { panic!("backend role") };
+        assert_eq!(
+            workload.models.frontend.mix, overridden.models.frontend.mix,
+            "untouched tables keep their defaults"
+        );
+        let SeqRole::Backend { rate_per_sec, .. } = overridden.models.backend.role else { panic!("backend role") };
         assert_eq!(rate_per_sec, 50.0);
         let cases = [
             ("[frontend.ops]\nstat = 0\n", "[frontend.ops]: every weight is zero"),
@@ -301,13 +241,6 @@ mod tests {
             ("[frontend]\nfiles = 3\n", "files"),
             ("[midend]\nrate_per_proc = 3.0\n", "midend"),
         ];
-        for (text, want) in cases {
-            let message = match Eda::from_config(Some(text)) {
-                Ok(_) => panic!("{text:?} was accepted"),
-                Err(e) => e.to_string(),
-            };
-            assert!(message.starts_with("eda configuration: "), "{message}");
-            assert!(message.contains(want), "{text:?}: {message:?} lacks {want:?}");
-        }
+        assert_rejected(Eda::from_config, "eda", &cases);
     }
 }

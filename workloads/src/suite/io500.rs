@@ -2,9 +2,11 @@
 //! IO500 sequence run by one set of processes.
 //!
 //! Each of ior-easy, ior-hard, mdtest-easy and mdtest-hard is a *component*: one [`Part`] per process that
-//! knows how to do each of the component's [`Step`]s (setup, write, read, stat, delete, find, check). A
-//! workload is a [`Plan`]: phases, each running some components' steps one after the other. The single
-//! workloads plan one component; `io500` plans all four in IO500's order, so the logic is written once.
+//! knows how to do each of the component's [`Step`]s (setup, write, read, stat, delete, find, check), over
+//! the state every part keeps ([`Rank`]). A workload is a [`Plan`]: phases, each running some components'
+//! steps one after the other. The single workloads plan one component; `io500` plans all four in IO500's
+//! order, so the logic is written once; each says its plan and parts ([`PlannedWorkload`]) and the
+//! [`Workload`] follows.
 //!
 //! The processes of a component share a [`Ledger`]: which of its items (transfers, files) each process has
 //! written and not yet deleted. A write phase fills it (the stonewall stops it anywhere) and later phases
@@ -130,6 +132,80 @@ pub(crate) fn neighbour(index: u64, procs: u64) -> u64 {
 /// Processes a load means for every IO500-like workload: the load itself (at least one).
 pub(crate) fn procs_of(params: &Params) -> u64 {
     params.load.max(1)
+}
+
+/// What each process's part of a component keeps, whatever the component: its rank among the component's
+/// processes, the component's [`Ledger`], how far it is in the current step and whether its writes stopped.
+#[derive(Debug)]
+pub(crate) struct Rank {
+    pub(crate) index: u64,
+    pub(crate) procs: u64,
+    pub(crate) seed: u64,
+    /// The items each process of the component has.
+    pub(crate) ledger: Arc<Ledger>,
+    /// Operations issued in the current step.
+    pub(crate) cursor: u64,
+    /// A write failed: this process writes no more (what it wrote stays a prefix).
+    pub(crate) stopped: bool,
+}
+
+impl Rank {
+    /// One per process of a component at `params`, sharing a new ledger.
+    pub(crate) fn all(params: &Params) -> Vec<Rank> {
+        let procs = procs_of(params);
+        let ledger = Ledger::new(procs);
+        (0..procs)
+            .map(|index| Rank {
+                index,
+                procs,
+                seed: params.seed,
+                ledger: Arc::clone(&ledger),
+                cursor: 0,
+                stopped: false,
+            })
+            .collect()
+    }
+
+    /// The process whose items this one reads back ([`neighbour`]).
+    pub(crate) fn source(&self) -> u64 {
+        neighbour(self.index, self.procs)
+    }
+
+    /// A step begins: nothing issued yet; a write step starts this process's items over.
+    pub(crate) fn begin(&mut self, step: Step) {
+        self.cursor = 0;
+        if step == Step::Write {
+            self.stopped = false;
+            self.ledger.reset(self.index);
+        }
+    }
+
+    /// `op`, counted as issued in the current step.
+    pub(crate) fn issue(&mut self, op: Op) -> Option<Op> {
+        self.cursor += 1;
+        Some(op)
+    }
+
+    /// What an operation returned, or its error as a failure (no IO500-like operation is expected to
+    /// fail); a failed write stops this process's writes.
+    pub(crate) fn outcome<'r>(
+        &mut self,
+        step: Step,
+        result: &'r Result<Outcome, OpError>,
+    ) -> Result<&'r Outcome, String> {
+        result.as_ref().map_err(|error| {
+            if step == Step::Write {
+                self.stopped = true;
+            }
+            unexpected_error(error)
+        })
+    }
+
+    /// The write just issued succeeded: this process has its items up to it.
+    pub(crate) fn wrote(&self) -> Result<(), String> {
+        self.ledger.set_end(self.index, self.cursor);
+        Ok(())
+    }
 }
 
 /// A short description of an outcome for a message (never the bytes themselves).
@@ -296,6 +372,61 @@ impl Process for PlanProcess {
     }
 }
 
+/// An IO500-like workload: its [`Plan`] and each process's parts; the [`Workload`] follows from them (as
+/// many processes as the load, phases as planned, [`phase_metrics`] unless it has figures of its own).
+pub(crate) trait PlannedWorkload: Send + Sync {
+    /// The name on the command line.
+    fn workload_name(&self) -> &'static str;
+
+    /// The phases and the steps each runs.
+    fn plan(&self, params: &Params) -> Plan;
+
+    /// One entry per component, in the plan's component order: its parts, one per process.
+    fn components(&self, params: &Params) -> Vec<Vec<Box<dyn Part>>>;
+
+    /// The workload's figures from the phase reports.
+    fn figures(&self, phases: &[PhaseReport]) -> Vec<Metric> {
+        phase_metrics(phases)
+    }
+}
+
+impl<W: PlannedWorkload> Workload for W {
+    fn name(&self) -> &str {
+        self.workload_name()
+    }
+
+    fn process_count(&self, params: &Params) -> usize {
+        procs_of(params) as usize
+    }
+
+    fn setup(&self, params: &Params) -> Vec<Phase> {
+        Plan::phases(&self.plan(params).setup)
+    }
+
+    fn run(&self, params: &Params) -> Vec<Phase> {
+        Plan::phases(&self.plan(params).run)
+    }
+
+    fn check(&self, params: &Params) -> Vec<Phase> {
+        Plan::phases(&self.plan(params).check)
+    }
+
+    /// Process `i` runs part `i` of every component.
+    fn processes(&self, params: &Params) -> Vec<Box<dyn Process>> {
+        let mut per_proc: Vec<Vec<Box<dyn Part>>> = (0..procs_of(params)).map(|_| Vec::new()).collect();
+        for parts in self.components(params) {
+            for (mine, part) in per_proc.iter_mut().zip(parts) {
+                mine.push(part);
+            }
+        }
+        self.plan(params).processes(per_proc)
+    }
+
+    fn metrics(&self, _params: &Params, phases: &[PhaseReport]) -> Vec<Metric> {
+        self.figures(phases)
+    }
+}
+
 /// Parse a workload's TOML configuration (`None`: every default) into `T`.
 pub(crate) fn parse_config<T: DeserializeOwned + Default>(
     workload: &str,
@@ -444,36 +575,6 @@ impl Io500 {
             _ => (MdtestFlavour::Hard.name(), Score::Metadata),
         }
     }
-
-    fn plan(&self, params: &Params) -> Plan {
-        let one = |component: usize, step: Step| {
-            let (name, score) = Io500::component(component);
-            Planned { phase: step_phase(name, step, score, params), steps: vec![(component, step)] }
-        };
-        let every = |step: Step| (0..COMPONENTS).map(|c| (c, step)).collect::<Vec<_>>();
-        let find = Planned {
-            phase: Phase { score: Score::Metadata, ..Phase::until_done(FIND_PHASE, PhaseRole::Run) },
-            steps: every(Step::Find),
-        };
-        Plan {
-            setup: vec![Planned { phase: Phase::until_done("setup", PhaseRole::Setup), steps: every(Step::Setup) }],
-            run: vec![
-                one(IOR_EASY, Step::Write),
-                one(MDTEST_EASY, Step::Write),
-                one(IOR_HARD, Step::Write),
-                one(MDTEST_HARD, Step::Write),
-                find,
-                one(IOR_EASY, Step::Read),
-                one(MDTEST_EASY, Step::Stat),
-                one(IOR_HARD, Step::Read),
-                one(MDTEST_HARD, Step::Stat),
-                one(MDTEST_EASY, Step::Delete),
-                one(MDTEST_HARD, Step::Read),
-                one(MDTEST_HARD, Step::Delete),
-            ],
-            check: (0..COMPONENTS).map(|c| one(c, Step::Check)).collect(),
-        }
-    }
 }
 
 /// Entries the find phase counts: what the components' find steps expect (ior-easy's file per process,
@@ -518,44 +619,53 @@ pub fn io500_metrics(phases: &[PhaseReport]) -> Vec<Metric> {
     metrics
 }
 
-impl Workload for Io500 {
-    fn name(&self) -> &str {
+impl PlannedWorkload for Io500 {
+    fn workload_name(&self) -> &'static str {
         "io500"
     }
 
-    fn process_count(&self, params: &Params) -> usize {
-        procs_of(params) as usize
+    fn plan(&self, params: &Params) -> Plan {
+        let one = |component: usize, step: Step| {
+            let (name, score) = Io500::component(component);
+            Planned { phase: step_phase(name, step, score, params), steps: vec![(component, step)] }
+        };
+        let every = |step: Step| (0..COMPONENTS).map(|c| (c, step)).collect::<Vec<_>>();
+        let find = Planned {
+            phase: Phase { score: Score::Metadata, ..Phase::until_done(FIND_PHASE, PhaseRole::Run) },
+            steps: every(Step::Find),
+        };
+        Plan {
+            setup: vec![Planned { phase: Phase::until_done("setup", PhaseRole::Setup), steps: every(Step::Setup) }],
+            run: vec![
+                one(IOR_EASY, Step::Write),
+                one(MDTEST_EASY, Step::Write),
+                one(IOR_HARD, Step::Write),
+                one(MDTEST_HARD, Step::Write),
+                find,
+                one(IOR_EASY, Step::Read),
+                one(MDTEST_EASY, Step::Stat),
+                one(IOR_HARD, Step::Read),
+                one(MDTEST_HARD, Step::Stat),
+                one(MDTEST_EASY, Step::Delete),
+                one(MDTEST_HARD, Step::Read),
+                one(MDTEST_HARD, Step::Delete),
+            ],
+            check: (0..COMPONENTS).map(|c| one(c, Step::Check)).collect(),
+        }
     }
 
-    fn setup(&self, params: &Params) -> Vec<Phase> {
-        Plan::phases(&self.plan(params).setup)
-    }
-
-    fn run(&self, params: &Params) -> Vec<Phase> {
-        Plan::phases(&self.plan(params).run)
-    }
-
-    fn check(&self, params: &Params) -> Vec<Phase> {
-        Plan::phases(&self.plan(params).check)
-    }
-
-    fn processes(&self, params: &Params) -> Vec<Box<dyn Process>> {
-        let mut per_proc: Vec<Vec<Box<dyn Part>>> = (0..procs_of(params)).map(|_| Vec::new()).collect();
-        let components = [
+    /// In the order of [`IOR_EASY`], [`IOR_HARD`], [`MDTEST_EASY`], [`MDTEST_HARD`].
+    fn components(&self, params: &Params) -> Vec<Vec<Box<dyn Part>>> {
+        vec![
             self.ior_easy.parts(params),
             self.ior_hard.parts(params),
             self.mdtest_easy.parts(params),
             self.mdtest_hard.parts(params),
-        ];
-        for parts in components {
-            for (mine, part) in per_proc.iter_mut().zip(parts) {
-                mine.push(part);
-            }
-        }
-        self.plan(params).processes(per_proc)
+        ]
     }
 
-    fn metrics(&self, _params: &Params, phases: &[PhaseReport]) -> Vec<Metric> {
+    /// Each phase's figure and IO500's scores ([`io500_metrics`]).
+    fn figures(&self, phases: &[PhaseReport]) -> Vec<Metric> {
         io500_metrics(phases)
     }
 }

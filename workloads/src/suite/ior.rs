@@ -11,18 +11,13 @@
 //! read phase then reads back exactly that, byte for byte, with the ranks shifted as IO500 does: process `i`
 //! reads what process `i + 1` wrote. The check phase reads everything again.
 
-use std::sync::Arc;
-
 use serde::Deserialize;
 
-use crate::metrics::{Metric, PhaseReport};
 use crate::op::{Op, OpError, Outcome};
 use crate::suite::SuiteError;
-use crate::suite::io500::{
-    Ledger, Part, Plan, Step, check_bytes, content_id, describe, neighbour, parse_config, phase_metrics, procs_of,
-    unexpected_error,
-};
-use crate::workload::{Params, Phase, Process, Score, Workload};
+use crate::suite::io500::{Part, Plan, PlannedWorkload, Rank, Step, check_bytes, content_id, describe, parse_config};
+use crate::suite::swbuild::config_error;
+use crate::workload::{Params, Score, Workload};
 
 /// IO500's ior-easy transfer: 2 MiB.
 pub const EASY_TRANSFER_BYTES: u64 = 2 * 1024 * 1024;
@@ -124,15 +119,14 @@ pub struct Ior {
 impl Ior {
     /// An ior of this flavour and configuration (validated).
     pub fn new(flavour: IorFlavour, config: IorConfig) -> Result<Ior, SuiteError> {
-        config.validate().map_err(|message| SuiteError::Config { workload: flavour.name().to_string(), message })?;
+        config.validate().map_err(|message| config_error(flavour.name(), message))?;
         Ok(Ior { flavour, config })
     }
 
     /// An ior configured by the TOML text `config` (keys `transfer_bytes`, `max_bytes_per_proc`).
     pub fn from_config(flavour: IorFlavour, config: Option<&str>) -> Result<Ior, SuiteError> {
         let toml: IorToml = parse_config(flavour.name(), config)?;
-        let config = IorConfig::from_toml(flavour, toml)
-            .map_err(|message| SuiteError::Config { workload: flavour.name().to_string(), message })?;
+        let config = IorConfig::from_toml(flavour, toml).map_err(|message| config_error(flavour.name(), message))?;
         Ior::new(flavour, config)
     }
 
@@ -144,60 +138,27 @@ impl Ior {
         &self.config
     }
 
+    /// One part per process, sharing the record of what each wrote.
+    pub(crate) fn parts(&self, params: &Params) -> Vec<Box<dyn Part>> {
+        let (flavour, transfer_bytes, max_transfers) =
+            (self.flavour, self.config.transfer_bytes, self.config.transfers_per_proc());
+        let part = |rank| Box::new(IorPart { flavour, transfer_bytes, max_transfers, rank }) as Box<dyn Part>;
+        Rank::all(params).into_iter().map(part).collect()
+    }
+}
+
+impl PlannedWorkload for Ior {
+    fn workload_name(&self) -> &'static str {
+        self.flavour.name()
+    }
+
+    /// Setup, write (stonewalled), read, check; each phase's figure is its bandwidth, GiB/s.
     fn plan(&self, params: &Params) -> Plan {
         Plan::single(self.flavour.name(), Score::Bandwidth, &[Step::Write, Step::Read], params)
     }
 
-    /// One part per process, sharing the record of what each wrote.
-    pub(crate) fn parts(&self, params: &Params) -> Vec<Box<dyn Part>> {
-        let procs = procs_of(params);
-        let ledger = Ledger::new(procs);
-        (0..procs)
-            .map(|index| {
-                Box::new(IorPart {
-                    flavour: self.flavour,
-                    index,
-                    procs,
-                    transfer_bytes: self.config.transfer_bytes,
-                    max_transfers: self.config.transfers_per_proc(),
-                    seed: params.seed,
-                    ledger: Arc::clone(&ledger),
-                    cursor: 0,
-                    stopped: false,
-                }) as Box<dyn Part>
-            })
-            .collect()
-    }
-}
-
-impl Workload for Ior {
-    fn name(&self) -> &str {
-        self.flavour.name()
-    }
-
-    fn process_count(&self, params: &Params) -> usize {
-        procs_of(params) as usize
-    }
-
-    fn setup(&self, params: &Params) -> Vec<Phase> {
-        Plan::phases(&self.plan(params).setup)
-    }
-
-    fn run(&self, params: &Params) -> Vec<Phase> {
-        Plan::phases(&self.plan(params).run)
-    }
-
-    fn check(&self, params: &Params) -> Vec<Phase> {
-        Plan::phases(&self.plan(params).check)
-    }
-
-    fn processes(&self, params: &Params) -> Vec<Box<dyn Process>> {
-        self.plan(params).processes(self.parts(params).into_iter().map(|part| vec![part]).collect())
-    }
-
-    /// Each phase's bandwidth, GiB/s.
-    fn metrics(&self, _params: &Params, phases: &[PhaseReport]) -> Vec<Metric> {
-        phase_metrics(phases)
+    fn components(&self, params: &Params) -> Vec<Vec<Box<dyn Part>>> {
+        vec![self.parts(params)]
     }
 }
 
@@ -225,17 +186,10 @@ impl IorHard {
 #[derive(Debug)]
 struct IorPart {
     flavour: IorFlavour,
-    index: u64,
-    procs: u64,
     transfer_bytes: u64,
     max_transfers: u64,
-    seed: u64,
-    /// Transfers each process wrote.
-    ledger: Arc<Ledger>,
-    /// Operations issued in the current step.
-    cursor: u64,
-    /// A write failed: this process writes no more (what it wrote stays a prefix).
-    stopped: bool,
+    /// Its rank, and the transfers each process wrote.
+    rank: Rank,
 }
 
 impl IorPart {
@@ -255,27 +209,22 @@ impl IorPart {
     fn offset(&self, owner: u64, transfer: u64) -> u64 {
         match self.flavour {
             IorFlavour::Easy => transfer * self.transfer_bytes,
-            IorFlavour::Hard => (transfer * self.procs + owner) * self.transfer_bytes,
+            IorFlavour::Hard => (transfer * self.rank.procs + owner) * self.transfer_bytes,
         }
     }
 
     /// The content process `owner` writes: its file's own for ior-easy, the shared file's for ior-hard.
     fn content(&self, owner: u64) -> u64 {
         match self.flavour {
-            IorFlavour::Easy => content_id(self.seed, EASY_TAG, owner),
-            IorFlavour::Hard => content_id(self.seed, HARD_TAG, 0),
+            IorFlavour::Easy => content_id(self.rank.seed, EASY_TAG, owner),
+            IorFlavour::Hard => content_id(self.rank.seed, HARD_TAG, 0),
         }
-    }
-
-    /// The process whose transfers this one reads back.
-    fn source(&self) -> u64 {
-        neighbour(self.index, self.procs)
     }
 
     /// Files under the directory once set up.
     fn files(&self) -> u64 {
         match self.flavour {
-            IorFlavour::Easy => self.procs,
+            IorFlavour::Easy => self.rank.procs,
             IorFlavour::Hard => 1,
         }
     }
@@ -283,56 +232,37 @@ impl IorPart {
 
 impl Part for IorPart {
     fn begin(&mut self, step: Step) {
-        self.cursor = 0;
-        if step == Step::Write {
-            self.stopped = false;
-            self.ledger.reset(self.index);
-        }
+        self.rank.begin(step);
     }
 
     fn next_op(&mut self, step: Step) -> Option<Op> {
-        let k = self.cursor;
+        let (k, index, source) = (self.rank.cursor, self.rank.index, self.rank.source());
         let op = match step {
             // Process 0 makes the directory and every file, so no process races another's mkdir.
-            Step::Setup if self.index == 0 && k == 0 => Op::Mkdir { path: self.dir().to_string() },
-            Step::Setup if self.index == 0 && k <= self.files() => Op::Create { path: self.file(k - 1) },
-            Step::Write if !self.stopped && k < self.max_transfers => Op::Write {
-                path: self.file(self.index),
-                offset: self.offset(self.index, k),
+            Step::Setup if index == 0 && k == 0 => Op::Mkdir { path: self.dir().to_string() },
+            Step::Setup if index == 0 && k <= self.files() => Op::Create { path: self.file(k - 1) },
+            Step::Write if !self.rank.stopped && k < self.max_transfers => Op::Write {
+                path: self.file(index),
+                offset: self.offset(index, k),
                 len_bytes: self.transfer_bytes,
-                content: self.content(self.index),
+                content: self.content(index),
             },
-            Step::Read | Step::Check if k < self.ledger.live(self.source()).end => Op::Read {
-                path: self.file(self.source()),
-                offset: self.offset(self.source(), k),
-                len_bytes: self.transfer_bytes,
-            },
-            Step::Find if self.index == 0 && k == 0 => Op::Find { path: self.dir().to_string() },
+            Step::Read | Step::Check if k < self.rank.ledger.live(source).end => {
+                Op::Read { path: self.file(source), offset: self.offset(source, k), len_bytes: self.transfer_bytes }
+            }
+            Step::Find if index == 0 && k == 0 => Op::Find { path: self.dir().to_string() },
             _ => return None,
         };
-        self.cursor += 1;
-        Some(op)
+        self.rank.issue(op)
     }
 
     fn observe(&mut self, step: Step, op: &Op, result: &Result<Outcome, OpError>, verify: bool) -> Result<(), String> {
-        let outcome = match result {
-            Ok(outcome) => outcome,
-            Err(error) => {
-                if step == Step::Write {
-                    self.stopped = true;
-                }
-                return Err(unexpected_error(error));
-            }
-        };
-        match (step, op, outcome) {
+        match (step, op, self.rank.outcome(step, result)?) {
             (Step::Setup, _, Outcome::Done) => Ok(()),
-            (Step::Write, _, Outcome::Done) => {
-                self.ledger.set_end(self.index, self.cursor);
-                Ok(())
-            }
+            (Step::Write, _, Outcome::Done) => self.rank.wrote(),
             (Step::Read | Step::Check, Op::Read { offset, len_bytes, .. }, Outcome::Bytes(bytes)) => {
                 if verify {
-                    check_bytes(self.content(self.source()), *offset, *len_bytes, bytes)
+                    check_bytes(self.content(self.rank.source()), *offset, *len_bytes, bytes)
                 } else {
                     Ok(())
                 }

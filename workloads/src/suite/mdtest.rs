@@ -11,18 +11,15 @@
 //! bytes; then each process deletes its own files. The check phase lists the directories and compares the
 //! names with what should be there (after the delete phase: nothing).
 
-use std::sync::Arc;
-
 use serde::Deserialize;
 
-use crate::metrics::{Metric, PhaseReport};
 use crate::op::{Op, OpError, Outcome};
 use crate::suite::SuiteError;
 use crate::suite::io500::{
-    Ledger, Part, Plan, Step, check_bytes, check_names, content_id, describe, neighbour, parse_config, phase_metrics,
-    procs_of, unexpected_error,
+    Part, Plan, PlannedWorkload, Rank, Step, check_bytes, check_names, content_id, describe, parse_config,
 };
-use crate::workload::{Params, Phase, Process, Score, Workload};
+use crate::suite::swbuild::config_error;
+use crate::workload::{Params, Score, Workload};
 
 /// IO500's mdtest-hard file size.
 pub const HARD_FILE_BYTES: u64 = 3_901;
@@ -122,9 +119,7 @@ pub struct Mdtest {
 impl Mdtest {
     /// An mdtest of this flavour and configuration (validated).
     pub fn new(flavour: MdtestFlavour, config: MdtestConfig) -> Result<Mdtest, SuiteError> {
-        config
-            .validate(flavour)
-            .map_err(|message| SuiteError::Config { workload: flavour.name().to_string(), message })?;
+        config.validate(flavour).map_err(|message| config_error(flavour.name(), message))?;
         Ok(Mdtest { flavour, config })
     }
 
@@ -132,8 +127,7 @@ impl Mdtest {
     /// mdtest-hard).
     pub fn from_config(flavour: MdtestFlavour, config: Option<&str>) -> Result<Mdtest, SuiteError> {
         let toml: MdtestToml = parse_config(flavour.name(), config)?;
-        let config = MdtestConfig::from_toml(flavour, toml)
-            .map_err(|message| SuiteError::Config { workload: flavour.name().to_string(), message })?;
+        let config = MdtestConfig::from_toml(flavour, toml).map_err(|message| config_error(flavour.name(), message))?;
         Mdtest::new(flavour, config)
     }
 
@@ -145,6 +139,21 @@ impl Mdtest {
         &self.config
     }
 
+    /// One part per process, sharing the record of which files each has.
+    pub(crate) fn parts(&self, params: &Params) -> Vec<Box<dyn Part>> {
+        let (flavour, file_bytes, max_files) = (self.flavour, self.config.file_bytes, self.config.max_files_per_proc);
+        let part = |rank| Box::new(MdtestPart { flavour, file_bytes, max_files, rank, items: 0..0 }) as Box<dyn Part>;
+        Rank::all(params).into_iter().map(part).collect()
+    }
+}
+
+impl PlannedWorkload for Mdtest {
+    fn workload_name(&self) -> &'static str {
+        self.flavour.name()
+    }
+
+    /// Setup, write (stonewalled), stat, read (mdtest-hard), delete, check; each phase's figure is its
+    /// rate, kIOPS.
     fn plan(&self, params: &Params) -> Plan {
         let run: &[Step] = match self.flavour {
             MdtestFlavour::Easy => &[Step::Write, Step::Stat, Step::Delete],
@@ -153,57 +162,8 @@ impl Mdtest {
         Plan::single(self.flavour.name(), Score::Metadata, run, params)
     }
 
-    /// One part per process, sharing the record of which files each has.
-    pub(crate) fn parts(&self, params: &Params) -> Vec<Box<dyn Part>> {
-        let procs = procs_of(params);
-        let ledger = Ledger::new(procs);
-        (0..procs)
-            .map(|index| {
-                Box::new(MdtestPart {
-                    flavour: self.flavour,
-                    index,
-                    procs,
-                    file_bytes: self.config.file_bytes,
-                    max_files: self.config.max_files_per_proc,
-                    seed: params.seed,
-                    ledger: Arc::clone(&ledger),
-                    cursor: 0,
-                    stopped: false,
-                    items: 0..0,
-                }) as Box<dyn Part>
-            })
-            .collect()
-    }
-}
-
-impl Workload for Mdtest {
-    fn name(&self) -> &str {
-        self.flavour.name()
-    }
-
-    fn process_count(&self, params: &Params) -> usize {
-        procs_of(params) as usize
-    }
-
-    fn setup(&self, params: &Params) -> Vec<Phase> {
-        Plan::phases(&self.plan(params).setup)
-    }
-
-    fn run(&self, params: &Params) -> Vec<Phase> {
-        Plan::phases(&self.plan(params).run)
-    }
-
-    fn check(&self, params: &Params) -> Vec<Phase> {
-        Plan::phases(&self.plan(params).check)
-    }
-
-    fn processes(&self, params: &Params) -> Vec<Box<dyn Process>> {
-        self.plan(params).processes(self.parts(params).into_iter().map(|part| vec![part]).collect())
-    }
-
-    /// Each phase's rate, kIOPS.
-    fn metrics(&self, _params: &Params, phases: &[PhaseReport]) -> Vec<Metric> {
-        phase_metrics(phases)
+    fn components(&self, params: &Params) -> Vec<Vec<Box<dyn Part>>> {
+        vec![self.parts(params)]
     }
 }
 
@@ -231,17 +191,10 @@ impl MdtestHard {
 #[derive(Debug)]
 struct MdtestPart {
     flavour: MdtestFlavour,
-    index: u64,
-    procs: u64,
     file_bytes: u64,
     max_files: u64,
-    seed: u64,
-    /// Files each process has.
-    ledger: Arc<Ledger>,
-    /// Operations issued in the current step.
-    cursor: u64,
-    /// A write failed: this process makes no more files (what it made stays a prefix).
-    stopped: bool,
+    /// Its rank, and the files each process has.
+    rank: Rank,
     /// The files the current stat, read or delete step goes through (taken from the ledger as it begins).
     items: std::ops::Range<u64>,
 }
@@ -273,19 +226,14 @@ impl MdtestPart {
 
     /// The content of process `owner`'s mdtest-hard files.
     fn content(&self, owner: u64) -> u64 {
-        content_id(self.seed, HARD_TAG, owner)
-    }
-
-    /// The process whose files this one stats and reads.
-    fn source(&self) -> u64 {
-        neighbour(self.index, self.procs)
+        content_id(self.rank.seed, HARD_TAG, owner)
     }
 
     /// The processes whose files are in the directory this process finds and lists (none: another does).
     fn listed(&self) -> std::ops::Range<u64> {
         match self.flavour {
-            MdtestFlavour::Easy => self.index..self.index + 1,
-            MdtestFlavour::Hard if self.index == 0 => 0..self.procs,
+            MdtestFlavour::Easy => self.rank.index..self.rank.index + 1,
+            MdtestFlavour::Hard if self.rank.index == 0 => 0..self.rank.procs,
             MdtestFlavour::Hard => 0..0,
         }
     }
@@ -293,7 +241,7 @@ impl MdtestPart {
     /// The names that should be in the directory this process lists.
     fn expected_names(&self) -> Vec<String> {
         self.listed()
-            .flat_map(|owner| self.ledger.live(owner).map(move |n| (owner, n)))
+            .flat_map(|owner| self.rank.ledger.live(owner).map(move |n| (owner, n)))
             .map(|(o, n)| self.name(o, n))
             .collect()
     }
@@ -301,62 +249,45 @@ impl MdtestPart {
 
 impl Part for MdtestPart {
     fn begin(&mut self, step: Step) {
-        self.cursor = 0;
+        self.rank.begin(step);
         self.items = match step {
-            Step::Write => {
-                self.stopped = false;
-                self.ledger.reset(self.index);
-                0..0
-            }
-            Step::Stat | Step::Read => self.ledger.live(self.source()),
-            Step::Delete => self.ledger.live(self.index),
-            Step::Setup | Step::Find | Step::Check => 0..0,
+            Step::Stat | Step::Read => self.rank.ledger.live(self.rank.source()),
+            Step::Delete => self.rank.ledger.live(self.rank.index),
+            Step::Setup | Step::Write | Step::Find | Step::Check => 0..0,
         };
     }
 
     fn next_op(&mut self, step: Step) -> Option<Op> {
-        let k = self.cursor;
+        let (k, index, source) = (self.rank.cursor, self.rank.index, self.rank.source());
         let n = self.items.start + k;
         let easy = self.flavour == MdtestFlavour::Easy;
         let op = match step {
             // Process 0 makes every directory, so no process races another's mkdir.
-            Step::Setup if self.index == 0 && k == 0 => Op::Mkdir { path: self.dir().to_string() },
-            Step::Setup if self.index == 0 && easy && k <= self.procs => Op::Mkdir { path: self.dir_of(k - 1) },
-            Step::Write if !self.stopped && k < self.max_files => {
-                let path = self.path(self.index, k);
+            Step::Setup if index == 0 && k == 0 => Op::Mkdir { path: self.dir().to_string() },
+            Step::Setup if index == 0 && easy && k <= self.rank.procs => Op::Mkdir { path: self.dir_of(k - 1) },
+            Step::Write if !self.rank.stopped && k < self.max_files => {
+                let path = self.path(index, k);
                 if easy {
                     Op::Create { path }
                 } else {
-                    Op::WriteFile { path, size_bytes: self.file_bytes, content: self.content(self.index) }
+                    Op::WriteFile { path, size_bytes: self.file_bytes, content: self.content(index) }
                 }
             }
-            Step::Stat if n < self.items.end => Op::Stat { path: self.path(self.source(), n) },
-            Step::Read if !easy && n < self.items.end => Op::ReadFile { path: self.path(self.source(), n) },
-            Step::Delete if n < self.items.end => Op::Unlink { path: self.path(self.index, n) },
-            Step::Find if k == 0 && !self.listed().is_empty() => Op::Find { path: self.dir_of(self.index) },
-            Step::Check if k == 0 && !self.listed().is_empty() => Op::Readdir { path: self.dir_of(self.index) },
+            Step::Stat if n < self.items.end => Op::Stat { path: self.path(source, n) },
+            Step::Read if !easy && n < self.items.end => Op::ReadFile { path: self.path(source, n) },
+            Step::Delete if n < self.items.end => Op::Unlink { path: self.path(index, n) },
+            Step::Find if k == 0 && !self.listed().is_empty() => Op::Find { path: self.dir_of(index) },
+            Step::Check if k == 0 && !self.listed().is_empty() => Op::Readdir { path: self.dir_of(index) },
             _ => return None,
         };
-        self.cursor += 1;
-        Some(op)
+        self.rank.issue(op)
     }
 
     fn observe(&mut self, step: Step, op: &Op, result: &Result<Outcome, OpError>, verify: bool) -> Result<(), String> {
-        let outcome = match result {
-            Ok(outcome) => outcome,
-            Err(error) => {
-                if step == Step::Write {
-                    self.stopped = true;
-                }
-                return Err(unexpected_error(error));
-            }
-        };
+        let outcome = self.rank.outcome(step, result)?;
         match (step, outcome) {
             (Step::Setup, Outcome::Done) => Ok(()),
-            (Step::Write, Outcome::Done) => {
-                self.ledger.set_end(self.index, self.cursor);
-                Ok(())
-            }
+            (Step::Write, Outcome::Done) => self.rank.wrote(),
             (Step::Stat, Outcome::Attr { size_bytes, is_dir, .. }) => {
                 if verify && (*is_dir || *size_bytes != self.file_bytes) {
                     Err(format!("{}, expected a file of {} bytes", describe(outcome), self.file_bytes))
@@ -366,17 +297,17 @@ impl Part for MdtestPart {
             }
             (Step::Read, Outcome::Bytes(bytes)) => {
                 if verify {
-                    check_bytes(self.content(self.source()), 0, self.file_bytes, bytes)
+                    check_bytes(self.content(self.rank.source()), 0, self.file_bytes, bytes)
                 } else {
                     Ok(())
                 }
             }
             (Step::Delete, Outcome::Done) => {
-                self.ledger.deleted_through(self.index, self.items.start + self.cursor - 1);
+                self.rank.ledger.deleted_through(self.rank.index, self.items.start + self.rank.cursor - 1);
                 Ok(())
             }
             (Step::Find, Outcome::Count(found)) => {
-                let want: u64 = self.listed().map(|owner| self.ledger.live(owner).count() as u64).sum();
+                let want: u64 = self.listed().map(|owner| self.rank.ledger.live(owner).count() as u64).sum();
                 if verify && *found != want {
                     Err(format!("found {found} entries under {}, expected {want}", op.path()))
                 } else {

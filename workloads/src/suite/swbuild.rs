@@ -13,10 +13,13 @@
 //! Shared with `eda.rs` and `vda.rs` (they live here because this file is theirs to reuse): loading a
 //! TOML configuration over embedded defaults ([`load_config`]) and validating its parts ([`Mix`],
 //! [`SizeTable`], [`positive`], [`positive_rate`]); what an operation must return ([`Expect`],
-//! [`check_result`]); the tree process ([`TreeProc`], also the EDA front end); the phases and the rate
-//! metrics every paced workload reports ([`rate_metrics`]).
+//! [`check_result`]); the process that runs a model of its own files through the phases ([`Scripted`],
+//! over a [`ScriptModel`]: the tree process [`TreeProc`] here, also the EDA front end, and the sequential
+//! process of `vda.rs`); the workload itself, its phases, processes and rate metrics, from its layout and
+//! its processes' models ([`Paced`]: a [`PacedLayout`] and [`PacedModels`]).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fmt;
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -37,10 +40,10 @@ const SEED_TAG: u64 = 0x5357_4255_494c_4400;
 /// Phase indices of every workload here: two setup phases (the directories the processes share, made by
 /// process 0 alone so no process finds another's `mkdir` done, then each process's own files), one run
 /// phase and one check phase.
-pub(crate) const DIRS: usize = 0;
-pub(crate) const SETUP: usize = 1;
-pub(crate) const RUN: usize = 2;
-pub(crate) const CHECK: usize = 3;
+const DIRS: usize = 0;
+const SETUP: usize = 1;
+const RUN: usize = 2;
+const CHECK: usize = 3;
 
 /// Largest file a tree workload writes whole in one operation (and reads whole back).
 const TREE_FILE_MAX_BYTES: u64 = 256 << 20;
@@ -339,46 +342,16 @@ pub(crate) fn check_result(expect: &Expect, result: &Result<Outcome, OpError>, v
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Phases, seeds and metrics shared by the paced workloads.
+// Seeds, process counts and metrics of the paced workloads.
 // ---------------------------------------------------------------------------------------------------
 
-/// The setup phases of workload `name` (closed loop, until done): the shared directories (see
-/// [`DIRS`]), then each process's own.
-pub(crate) fn setup_phases(name: &str) -> Vec<Phase> {
-    vec![
-        Phase::until_done(&format!("{name}-dirs"), PhaseRole::Setup),
-        Phase::until_done(&format!("{name}-setup"), PhaseRole::Setup),
-    ]
-}
-
-/// The script of the [`DIRS`] phase: make `shared` in order (parents first).
-pub(crate) fn shared_dirs_script(shared: &[String]) -> VecDeque<(Op, Expect)> {
-    shared.iter().map(|dir| (Op::Mkdir { path: dir.clone() }, Expect::Done)).collect()
-}
-
-/// The measured phase of workload `name`: paced at `rate_per_proc`, for the run's duration.
-pub(crate) fn run_phase(name: &str, rate_per_proc: f64, params: &Params) -> Phase {
-    Phase {
-        name: name.to_string(),
-        role: PhaseRole::Run,
-        rate_per_proc: Some(rate_per_proc),
-        duration_ns: Some(params.duration_ns),
-        score: Score::None,
-    }
-}
-
-/// The check phase of workload `name` (closed loop, until done).
-pub(crate) fn check_phase(name: &str) -> Phase {
-    Phase::until_done(&format!("{name}-check"), PhaseRole::Check)
-}
-
 /// The random stream of process `index` of a workload (`tag` tells workloads apart) at seed `seed`.
-pub(crate) fn process_rng(seed: u64, tag: u64, index: usize) -> WorkRng {
+fn process_rng(seed: u64, tag: u64, index: usize) -> WorkRng {
     WorkRng::new(seed ^ mix(tag.wrapping_add(index as u64)))
 }
 
 /// `count` processes per unit of load, as a process count.
-pub(crate) fn scaled(load: u64, per_unit: u64) -> usize {
+fn scaled(load: u64, per_unit: u64) -> usize {
     usize::try_from(load.saturating_mul(per_unit)).unwrap_or(usize::MAX)
 }
 
@@ -386,7 +359,7 @@ pub(crate) fn scaled(load: u64, per_unit: u64) -> usize {
 /// (`achieved_fraction`: the CLI looks for the highest load that still achieves 95%), and the bandwidth.
 /// The achieved rate counts over the longer of the requested duration and the phase's length, so a run
 /// that keeps up reports 1.0 and one that falls behind (or overruns its deadline) reports less.
-pub(crate) fn rate_metrics(name: &str, params: &Params, phases: &[PhaseReport]) -> Vec<Metric> {
+fn rate_metrics(name: &str, params: &Params, phases: &[PhaseReport]) -> Vec<Metric> {
     let Some(run) = phases.iter().find(|p| p.role == PhaseRole::Run && p.name == name) else {
         return Vec::new();
     };
@@ -405,6 +378,174 @@ pub(crate) fn rate_metrics(name: &str, params: &Params, phases: &[PhaseReport]) 
     let bytes = (run.bytes_read + run.bytes_written) as f64;
     metrics.push(Metric::new("achieved_mib_per_sec", bytes / (1024.0 * 1024.0) / secs, "MiB/s"));
     metrics
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The scripted process and the paced workload: what SWBUILD, EDA and VDA have in common.
+// ---------------------------------------------------------------------------------------------------
+
+/// A process's model of the files it owns (the tree process, the sequential process): the operations of
+/// its setup, run and check phases and what each must return, and what a result changes in the model.
+/// [`Scripted`] runs it as a [`Process`].
+pub(crate) trait ScriptModel: Send + fmt::Debug {
+    /// The [`SETUP`] phase's operations, in order (drawn from the model's random stream).
+    fn setup_script(&mut self) -> VecDeque<(Op, Expect)>;
+
+    /// The [`CHECK`] phase's operations, in order: what the model knows for sure, read back.
+    fn check_script(&self) -> VecDeque<(Op, Expect)>;
+
+    /// The next operation of the [`RUN`] phase (there is always one: the phase's deadline ends it).
+    fn run_op(&mut self) -> (Op, Expect);
+
+    /// Update the model after `op` succeeded (`ok`) or failed.
+    fn apply(&mut self, op: &Op, ok: bool);
+
+    /// Its own pace in the [`RUN`] phase, where it differs from the phase's (the EDA back end).
+    fn run_rate_per_sec(&self) -> Option<f64> {
+        None
+    }
+}
+
+/// A process of a paced workload: in [`DIRS`] it makes the directories it shares with other processes,
+/// in [`SETUP`] and [`CHECK`] it runs its model's script, in [`RUN`] it asks the model for one operation
+/// at a time; it checks every result against what the model said it must be, then updates the model.
+#[derive(Debug)]
+pub(crate) struct Scripted {
+    model: Box<dyn ScriptModel>,
+    /// Directories shared with other processes, made by this one in the [`DIRS`] phase (process 0 makes
+    /// them all; the others have none).
+    shared: Vec<String>,
+    /// The remaining operations of a setup or check phase.
+    script: VecDeque<(Op, Expect)>,
+    phase: Option<usize>,
+    /// What the operation last issued must return.
+    pending: Option<Expect>,
+}
+
+impl Scripted {
+    pub(crate) fn new(model: Box<dyn ScriptModel>, shared: Vec<String>) -> Scripted {
+        Scripted { model, shared, script: VecDeque::new(), phase: None, pending: None }
+    }
+}
+
+impl Process for Scripted {
+    fn next_op(&mut self, phase: usize) -> Option<Op> {
+        if self.phase != Some(phase) {
+            self.phase = Some(phase);
+            self.script = match phase {
+                DIRS => self.shared.iter().map(|dir| (Op::Mkdir { path: dir.clone() }, Expect::Done)).collect(),
+                SETUP => self.model.setup_script(),
+                CHECK => self.model.check_script(),
+                _ => VecDeque::new(),
+            };
+        }
+        let (op, expect) = if phase == RUN { self.model.run_op() } else { self.script.pop_front()? };
+        self.pending = Some(expect);
+        Some(op)
+    }
+
+    fn observe(
+        &mut self,
+        phase: usize,
+        op: &Op,
+        result: &Result<Outcome, OpError>,
+        verify: bool,
+    ) -> Result<(), String> {
+        let expect = self.pending.take().unwrap_or(Expect::Any);
+        let checked = check_result(&expect, result, verify);
+        if phase != DIRS {
+            self.model.apply(op, result.is_ok());
+        }
+        checked
+    }
+
+    fn rate_per_sec(&self, phase: usize) -> Option<f64> {
+        if phase == RUN { self.model.run_rate_per_sec() } else { None }
+    }
+}
+
+/// The shape every paced workload (SWBUILD, EDA, VDA) has: [`Paced`] makes it a [`Workload`] with the
+/// phases [`DIRS`], [`SETUP`], [`RUN`] (paced at `rate_per_proc` for the run's duration) and [`CHECK`],
+/// one [`Scripted`] process per model, and the [`rate_metrics`].
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct PacedLayout {
+    /// The workload's name, its run phase's name and the top of its directories.
+    pub name: &'static str,
+    /// Separates this workload's random streams from the others' at the same seed.
+    pub seed_tag: u64,
+    /// The directory of unit `u` of the load is `{name}/{unit_dir}{u}` (made by process 0 in [`DIRS`]);
+    /// `None`: units have no directory of their own.
+    pub unit_dir: Option<&'static str>,
+    /// Processes per unit of load (above zero).
+    pub procs_per_unit: u64,
+    /// Operations per second each process issues in the run phase (unless its model paces itself).
+    pub rate_per_proc: f64,
+}
+
+/// What sets a paced workload's processes apart: the model each runs.
+pub(crate) trait PacedModels: Send + Sync {
+    /// The model of process `index`, process `rank` of unit `unit`, drawing from `rng`.
+    fn model(&self, index: usize, unit: usize, rank: usize, rng: WorkRng) -> Box<dyn ScriptModel>;
+}
+
+/// A paced workload: its layout and its processes' models.
+#[derive(Debug)]
+pub(crate) struct Paced<M> {
+    pub(crate) layout: PacedLayout,
+    pub(crate) models: M,
+}
+
+impl<M: PacedModels> Workload for Paced<M> {
+    fn name(&self) -> &str {
+        self.layout.name
+    }
+
+    fn process_count(&self, params: &Params) -> usize {
+        scaled(params.load, self.layout.procs_per_unit)
+    }
+
+    fn setup(&self, _params: &Params) -> Vec<Phase> {
+        vec![
+            Phase::until_done(&format!("{}-dirs", self.layout.name), PhaseRole::Setup),
+            Phase::until_done(&format!("{}-setup", self.layout.name), PhaseRole::Setup),
+        ]
+    }
+
+    fn run(&self, params: &Params) -> Vec<Phase> {
+        vec![Phase {
+            name: self.layout.name.to_string(),
+            role: PhaseRole::Run,
+            rate_per_proc: Some(self.layout.rate_per_proc),
+            duration_ns: Some(params.duration_ns),
+            score: Score::None,
+        }]
+    }
+
+    fn check(&self, _params: &Params) -> Vec<Phase> {
+        vec![Phase::until_done(&format!("{}-check", self.layout.name), PhaseRole::Check)]
+    }
+
+    /// Process `i` is process `i % procs_per_unit` of unit `i / procs_per_unit`. Process 0 also makes
+    /// `{name}/` and every unit's directory in the [`DIRS`] phase.
+    fn processes(&self, params: &Params) -> Vec<Box<dyn Process>> {
+        let PacedLayout { name, seed_tag, unit_dir, procs_per_unit, .. } = self.layout;
+        let per_unit = usize::try_from(procs_per_unit).unwrap_or(usize::MAX).max(1);
+        let count = self.process_count(params);
+        let units =
+            unit_dir.into_iter().flat_map(|dir| (0..count.div_ceil(per_unit)).map(move |u| format!("{name}/{dir}{u}")));
+        // Process 0 makes every shared directory (parents first); the others make none.
+        let mut shared: Vec<String> = std::iter::once(name.to_string()).chain(units).collect();
+        (0..count)
+            .map(|i| {
+                let model = self.models.model(i, i / per_unit, i % per_unit, process_rng(params.seed, seed_tag, i));
+                Box::new(Scripted::new(model, std::mem::take(&mut shared))) as Box<dyn Process>
+            })
+            .collect()
+    }
+
+    fn metrics(&self, params: &Params, phases: &[PhaseReport]) -> Vec<Metric> {
+        rate_metrics(self.layout.name, params, phases)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -474,9 +615,6 @@ enum FileEntry {
 #[derive(Debug)]
 pub(crate) struct TreeProc {
     spec: Arc<TreeSpec>,
-    /// Directories shared with other processes, made by this one in the [`DIRS`] phase (process 0 makes
-    /// them all; the others have none).
-    shared: Vec<String>,
     root: String,
     rng: WorkRng,
     /// Its directories: path -> made for sure (false: a `mkdir` failed).
@@ -488,18 +626,12 @@ pub(crate) struct TreeProc {
     live_files: Vec<String>,
     /// Numbers the names of files and directories made in the run.
     next_name: u64,
-    /// The remaining operations of a setup or check phase.
-    script: VecDeque<(Op, Expect)>,
-    phase: Option<usize>,
-    /// What the operation last issued must return.
-    pending: Option<Expect>,
 }
 
 impl TreeProc {
-    pub(crate) fn new(spec: Arc<TreeSpec>, shared: Vec<String>, root: String, rng: WorkRng) -> TreeProc {
+    pub(crate) fn new(spec: Arc<TreeSpec>, root: String, rng: WorkRng) -> TreeProc {
         TreeProc {
             spec,
-            shared,
             root,
             rng,
             dirs: BTreeMap::new(),
@@ -507,53 +639,7 @@ impl TreeProc {
             files: BTreeMap::new(),
             live_files: Vec::new(),
             next_name: 0,
-            script: VecDeque::new(),
-            phase: None,
-            pending: None,
         }
-    }
-
-    /// Setup: the tree (parents first), then every file.
-    fn setup_script(&mut self) -> VecDeque<(Op, Expect)> {
-        let mut script = VecDeque::new();
-        let mut dir_paths = vec![self.root.clone()];
-        for k in 1..self.spec.dirs {
-            let parent = &dir_paths[((k - 1) / self.spec.fanout) as usize];
-            dir_paths.push(format!("{parent}/d{k}"));
-        }
-        for path in &dir_paths {
-            script.push_back((Op::Mkdir { path: path.clone() }, Expect::Done));
-        }
-        for dir in &dir_paths {
-            for j in 0..self.spec.files_per_dir {
-                let path = format!("{dir}/f{j}");
-                let size_bytes = self.spec.sizes.pick(&mut self.rng);
-                let op = if size_bytes == 0 {
-                    Op::Create { path }
-                } else {
-                    Op::WriteFile { path, size_bytes, content: self.rng.next_u64() }
-                };
-                script.push_back((op, Expect::Done));
-            }
-        }
-        script
-    }
-
-    /// Check: list every directory, stat and read every file known for sure.
-    fn check_script(&self) -> VecDeque<(Op, Expect)> {
-        let mut script = VecDeque::new();
-        for (dir, _) in self.dirs.iter().filter(|(_, sure)| **sure) {
-            script.push_back((Op::Readdir { path: dir.clone() }, self.names_in(dir)));
-        }
-        for (path, entry) in &self.files {
-            if let FileEntry::Known { size_bytes, content, mode, .. } = entry {
-                let attr = Expect::Attr { size_bytes: Some(*size_bytes), mode: *mode, is_dir: false };
-                script.push_back((Op::Stat { path: path.clone() }, attr));
-                let bytes = Expect::Bytes { content: *content, offset: 0, len_bytes: *size_bytes };
-                script.push_back((Op::ReadFile { path: path.clone() }, bytes));
-            }
-        }
-        script
     }
 
     /// What a listing of `dir` must hold.
@@ -608,6 +694,88 @@ impl TreeProc {
         format!("{dir}/{letter}{}", self.next_name)
     }
 
+    fn drop_live(&mut self, slot: usize) {
+        self.live_files.swap_remove(slot);
+        if let Some(moved) = self.live_files.get(slot)
+            && let Some(FileEntry::Known { slot: moved_slot, .. }) = self.files.get_mut(moved)
+        {
+            *moved_slot = slot;
+        }
+    }
+
+    /// `path` now holds `size_bytes` of `content` (a new file: mode unknown; a rewrite keeps the mode).
+    fn wrote(&mut self, path: &str, size_bytes: u64, content: u64) {
+        match self.files.get_mut(path) {
+            Some(FileEntry::Known { size_bytes: size, content: old, .. }) => {
+                *size = size_bytes;
+                *old = content;
+            }
+            _ => {
+                self.live_files.push(path.to_string());
+                let slot = self.live_files.len() - 1;
+                self.files.insert(path.to_string(), FileEntry::Known { size_bytes, content, mode: None, slot });
+            }
+        }
+    }
+
+    /// `path` is gone (`unsure`: or may be, or may hold anything).
+    fn forget(&mut self, path: &str, unsure: bool) {
+        if let Some(FileEntry::Known { slot, .. }) = self.files.get(path) {
+            let slot = *slot;
+            self.drop_live(slot);
+        }
+        if unsure {
+            self.files.insert(path.to_string(), FileEntry::Unsure);
+        } else {
+            self.files.remove(path);
+        }
+    }
+}
+
+impl ScriptModel for TreeProc {
+    /// Setup: the tree (parents first), then every file.
+    fn setup_script(&mut self) -> VecDeque<(Op, Expect)> {
+        let mut script = VecDeque::new();
+        let mut dir_paths = vec![self.root.clone()];
+        for k in 1..self.spec.dirs {
+            let parent = &dir_paths[((k - 1) / self.spec.fanout) as usize];
+            dir_paths.push(format!("{parent}/d{k}"));
+        }
+        for path in &dir_paths {
+            script.push_back((Op::Mkdir { path: path.clone() }, Expect::Done));
+        }
+        for dir in &dir_paths {
+            for j in 0..self.spec.files_per_dir {
+                let path = format!("{dir}/f{j}");
+                let size_bytes = self.spec.sizes.pick(&mut self.rng);
+                let op = if size_bytes == 0 {
+                    Op::Create { path }
+                } else {
+                    Op::WriteFile { path, size_bytes, content: self.rng.next_u64() }
+                };
+                script.push_back((op, Expect::Done));
+            }
+        }
+        script
+    }
+
+    /// Check: list every directory, stat and read every file known for sure.
+    fn check_script(&self) -> VecDeque<(Op, Expect)> {
+        let mut script = VecDeque::new();
+        for (dir, _) in self.dirs.iter().filter(|(_, sure)| **sure) {
+            script.push_back((Op::Readdir { path: dir.clone() }, self.names_in(dir)));
+        }
+        for (path, entry) in &self.files {
+            if let FileEntry::Known { size_bytes, content, mode, .. } = entry {
+                let attr = Expect::Attr { size_bytes: Some(*size_bytes), mode: *mode, is_dir: false };
+                script.push_back((Op::Stat { path: path.clone() }, attr));
+                let bytes = Expect::Bytes { content: *content, offset: 0, len_bytes: *size_bytes };
+                script.push_back((Op::ReadFile { path: path.clone() }, bytes));
+            }
+        }
+        script
+    }
+
     /// The next operation of the run phase and what it must return.
     fn run_op(&mut self) -> (Op, Expect) {
         let kind = match self.spec.mix.pick(&mut self.rng) {
@@ -656,43 +824,6 @@ impl TreeProc {
         }
     }
 
-    fn drop_live(&mut self, slot: usize) {
-        self.live_files.swap_remove(slot);
-        if let Some(moved) = self.live_files.get(slot)
-            && let Some(FileEntry::Known { slot: moved_slot, .. }) = self.files.get_mut(moved)
-        {
-            *moved_slot = slot;
-        }
-    }
-
-    /// `path` now holds `size_bytes` of `content` (a new file: mode unknown; a rewrite keeps the mode).
-    fn wrote(&mut self, path: &str, size_bytes: u64, content: u64) {
-        match self.files.get_mut(path) {
-            Some(FileEntry::Known { size_bytes: size, content: old, .. }) => {
-                *size = size_bytes;
-                *old = content;
-            }
-            _ => {
-                self.live_files.push(path.to_string());
-                let slot = self.live_files.len() - 1;
-                self.files.insert(path.to_string(), FileEntry::Known { size_bytes, content, mode: None, slot });
-            }
-        }
-    }
-
-    /// `path` is gone (`unsure`: or may be, or may hold anything).
-    fn forget(&mut self, path: &str, unsure: bool) {
-        if let Some(FileEntry::Known { slot, .. }) = self.files.get(path) {
-            let slot = *slot;
-            self.drop_live(slot);
-        }
-        if unsure {
-            self.files.insert(path.to_string(), FileEntry::Unsure);
-        } else {
-            self.files.remove(path);
-        }
-    }
-
     /// Update the model after `op` succeeded (`ok`) or failed.
     fn apply(&mut self, op: &Op, ok: bool) {
         match op {
@@ -713,38 +844,6 @@ impl TreeProc {
             }
             _ => {}
         }
-    }
-}
-
-impl Process for TreeProc {
-    fn next_op(&mut self, phase: usize) -> Option<Op> {
-        if self.phase != Some(phase) {
-            self.phase = Some(phase);
-            self.script = match phase {
-                DIRS => shared_dirs_script(&self.shared),
-                SETUP => self.setup_script(),
-                CHECK => self.check_script(),
-                _ => VecDeque::new(),
-            };
-        }
-        let (op, expect) = if phase == RUN { self.run_op() } else { self.script.pop_front()? };
-        self.pending = Some(expect);
-        Some(op)
-    }
-
-    fn observe(
-        &mut self,
-        phase: usize,
-        op: &Op,
-        result: &Result<Outcome, OpError>,
-        verify: bool,
-    ) -> Result<(), String> {
-        let expect = self.pending.take().unwrap_or(Expect::Any);
-        let checked = check_result(&expect, result, verify);
-        if phase != DIRS {
-            self.apply(op, result.is_ok());
-        }
-        checked
     }
 }
 
@@ -769,8 +868,6 @@ struct SwbuildConfig {
 /// source tree under `swbuild/`.
 #[derive(Debug)]
 pub struct Swbuild {
-    procs_per_build: u64,
-    rate_per_proc: f64,
     spec: Arc<TreeSpec>,
 }
 
@@ -780,50 +877,25 @@ impl Swbuild {
         Ok(Box::new(Swbuild::parse(config)?))
     }
 
-    fn parse(config: Option<&str>) -> Result<Swbuild, SuiteError> {
+    fn parse(config: Option<&str>) -> Result<Paced<Swbuild>, SuiteError> {
         let c: SwbuildConfig = load_config(NAME, DEFAULTS, config)?;
-        Ok(Swbuild {
-            procs_per_build: positive(NAME, "procs_per_build", c.procs_per_build)?,
+        let layout = PacedLayout {
+            name: NAME,
+            seed_tag: SEED_TAG,
+            // A build's processes share no directory but `swbuild/`.
+            unit_dir: None,
+            procs_per_unit: positive(NAME, "procs_per_build", c.procs_per_build)?,
             rate_per_proc: positive_rate(NAME, "rate_per_proc", c.rate_per_proc)?,
-            spec: Arc::new(TreeSpec::new(NAME, "", (c.dirs, c.fanout, c.files_per_dir), &c.file_sizes, false, &c.ops)?),
-        })
+        };
+        let spec = TreeSpec::new(NAME, "", (c.dirs, c.fanout, c.files_per_dir), &c.file_sizes, false, &c.ops)?;
+        Ok(Paced { layout, models: Swbuild { spec: Arc::new(spec) } })
     }
 }
 
-impl Workload for Swbuild {
-    fn name(&self) -> &str {
-        NAME
-    }
-
-    fn process_count(&self, params: &Params) -> usize {
-        scaled(params.load, self.procs_per_build)
-    }
-
-    fn setup(&self, _params: &Params) -> Vec<Phase> {
-        setup_phases(NAME)
-    }
-
-    fn run(&self, params: &Params) -> Vec<Phase> {
-        vec![run_phase(NAME, self.rate_per_proc, params)]
-    }
-
-    fn check(&self, _params: &Params) -> Vec<Phase> {
-        vec![check_phase(NAME)]
-    }
-
-    fn processes(&self, params: &Params) -> Vec<Box<dyn Process>> {
-        (0..self.process_count(params))
-            .map(|i| {
-                let rng = process_rng(params.seed, SEED_TAG, i);
-                let shared = if i == 0 { vec![NAME.to_string()] } else { Vec::new() };
-                let proc = TreeProc::new(self.spec.clone(), shared, format!("{NAME}/p{i}"), rng);
-                Box::new(proc) as Box<dyn Process>
-            })
-            .collect()
-    }
-
-    fn metrics(&self, params: &Params, phases: &[PhaseReport]) -> Vec<Metric> {
-        rate_metrics(NAME, params, phases)
+impl PacedModels for Swbuild {
+    /// Process `i` works on its own tree `swbuild/p{i}`.
+    fn model(&self, index: usize, _build: usize, _rank: usize, rng: WorkRng) -> Box<dyn ScriptModel> {
+        Box::new(TreeProc::new(self.spec.clone(), format!("{NAME}/p{index}"), rng))
     }
 }
 
@@ -835,29 +907,52 @@ impl Workload for Swbuild {
 pub(crate) mod testing {
     use std::sync::atomic::AtomicU64;
 
+    pub(crate) use crate::suite::io500::testing::params;
+
     use crate::memfs::MemFs;
     use crate::metrics::{PhaseReport, RunReport};
     use crate::op::{Op, OpKind, Outcome};
-    use crate::run::{Quiet, RunOptions, Target, run_workload};
+    use crate::run::{RunOptions, Target};
+    use crate::suite::SuiteError;
+    use crate::suite::io500::testing::run_on;
     use crate::workload::{Params, PhaseRole, Workload};
-
-    pub(crate) fn params(load: u64, duration_ns: u64) -> Params {
-        Params { load, seed: 42, duration_ns }
-    }
 
     /// A whole run on a fresh MemFs, verifying.
     pub(crate) fn run_on_memfs(workload: &dyn Workload, params: &Params) -> (MemFs, RunReport) {
         let mut fs = MemFs::new();
-        let report = futures::executor::block_on(run_workload(
-            &mut fs,
-            workload,
-            params,
-            &RunOptions::default(),
-            &Quiet,
-            &AtomicU64::new(0),
-        ))
-        .expect("memfs runs every phase");
+        let report = run_on(&mut fs, workload, params);
         (fs, report)
+    }
+
+    /// A whole run on a fresh MemFs, verifying, that must be [clean](assert_clean).
+    pub(crate) fn run_clean(workload: &dyn Workload, params: &Params) -> (MemFs, RunReport) {
+        let (fs, report) = run_on_memfs(workload, params);
+        assert_clean(&report);
+        (fs, report)
+    }
+
+    /// One second, in nanoseconds.
+    pub(crate) const SECOND_NS: u64 = 1_000_000_000;
+
+    /// [Clean](run_clean) runs at loads 1 and 2 for `duration_ns` that keep up: `procs_per_load` processes
+    /// and `ops_per_sec_per_load` requested per unit of load, and the whole requested rate achieved (MemFs
+    /// keeps up). Each run is returned with its load and file system, for checks of the workload's own.
+    pub(crate) fn runs_keeping_up(
+        workload: &dyn Workload,
+        duration_ns: u64,
+        procs_per_load: usize,
+        ops_per_sec_per_load: f64,
+    ) -> impl Iterator<Item = (u64, MemFs, RunReport)> {
+        [1, 2].into_iter().map(move |load| {
+            let (fs, report) = run_clean(workload, &params(load, duration_ns));
+            assert_eq!(report.procs, procs_per_load * load as usize);
+            let run = report.measured().next().expect("run phase");
+            assert_eq!(run.name, workload.name());
+            assert_eq!(run.requested_ops_per_sec, Some(ops_per_sec_per_load * load as f64));
+            let fraction = metric(&report, "achieved_fraction");
+            assert!((0.99..=1.01).contains(&fraction), "achieved fraction {fraction}");
+            (load, fs, report)
+        })
     }
 
     /// A run where `corrupt` may change the file system just before the check phase; the check's report.
@@ -916,6 +1011,39 @@ pub(crate) mod testing {
         path
     }
 
+    /// With nothing changed the check finds nothing wrong; with a few bytes of the first file under any
+    /// of `dirs` overwritten, it finds that file's bytes wrong, and nothing else.
+    pub(crate) fn assert_corruption_caught(workload: &dyn Workload, params: &Params, dirs: &[&str]) {
+        let clean = check_after(workload, params, |_| {});
+        assert_eq!(clean.failures, 0, "{:?}", clean.first_failures);
+        for dir in dirs {
+            let mut corrupted = String::new();
+            let check = check_after(workload, params, |fs| corrupted = flip_bytes_under(fs, dir));
+            let failures = &check.first_failures;
+            assert_eq!(check.failures, 1, "{dir}: {failures:?}");
+            assert!(corrupted.starts_with(&format!("{dir}/")), "{corrupted} is under {dir}");
+            assert!(failures[0].contains(&corrupted), "{failures:?}");
+            assert!(failures[0].contains("differs from what was written"), "{failures:?}");
+        }
+    }
+
+    /// `from_config` rejects each text of `cases` with a message that names workload `name` and holds
+    /// the case's words.
+    pub(crate) fn assert_rejected<W>(
+        from_config: impl Fn(Option<&str>) -> Result<W, SuiteError>,
+        name: &str,
+        cases: &[(&str, &str)],
+    ) {
+        for (text, want) in cases {
+            let message = match from_config(Some(text)) {
+                Ok(_) => panic!("{text:?} was accepted"),
+                Err(e) => e.to_string(),
+            };
+            assert!(message.starts_with(&format!("{name} configuration: ")), "{message}");
+            assert!(message.contains(want), "{text:?}: {message:?} lacks {want:?}");
+        }
+    }
+
     /// The measured phase's share of operations of `kinds`.
     pub(crate) fn share(report: &RunReport, kinds: &[OpKind]) -> f64 {
         let run = report.measured().next().expect("a measured phase");
@@ -944,22 +1072,11 @@ mod tests {
     use super::testing::*;
     use super::*;
 
-    const SECOND_NS: u64 = 1_000_000_000;
-
     #[test]
     fn runs_clean_on_memfs_at_load_1_and_2() {
         let workload = Swbuild::from_config(None).expect("defaults");
-        for load in [1, 2] {
-            let params = params(load, 2 * SECOND_NS);
-            let (_, report) = run_on_memfs(&*workload, &params);
-            assert_clean(&report);
-            assert_eq!(report.procs, 5 * load as usize);
-            let run = report.measured().next().expect("run phase");
-            assert_eq!(run.name, "swbuild");
-            assert_eq!(run.requested_ops_per_sec, Some(500.0 * load as f64));
-            // MemFs keeps up: the whole requested rate is achieved.
-            let fraction = metric(&report, "achieved_fraction");
-            assert!((0.99..=1.01).contains(&fraction), "achieved fraction {fraction}");
+        // 5 processes per build at 100 op/s each.
+        for (_, _, report) in runs_keeping_up(&*workload, 2 * SECOND_NS, 5, 500.0) {
             // The check phase read back every file: 10 dirs x 20 files per process, give or take the run's.
             let check = report.phases.last().expect("check");
             let reads = check.kinds.iter().find(|k| k.op == OpKind::ReadFile).map_or(0, |k| k.ops);
@@ -970,12 +1087,11 @@ mod tests {
     #[test]
     fn run_phase_follows_the_op_mix_table() {
         let workload = Swbuild::parse(None).expect("defaults");
-        let (_, report) = run_on_memfs(&workload, &params(1, 20 * SECOND_NS));
-        assert_clean(&report);
+        let (_, report) = run_clean(&workload, &params(1, 20 * SECOND_NS));
         let stat = share(&report, &[OpKind::Stat]);
         assert!((0.67..=0.73).contains(&stat), "stat share {stat}");
         for kind in TREE_OPS {
-            let want = workload.spec.mix.share(kind);
+            let want = workload.models.spec.mix.share(kind);
             let got = share(&report, &[kind]);
             // Unlink below one file and the like turn into create, rarely; allow a point and a half.
             assert!((got - want).abs() < 0.015, "{kind}: {got} vs {want}");
@@ -993,14 +1109,7 @@ mod tests {
     #[test]
     fn a_corrupted_file_is_caught_by_the_check() {
         let workload = Swbuild::parse(None).expect("defaults");
-        let params = params(1, SECOND_NS);
-        let clean = check_after(&workload, &params, |_| {});
-        assert_eq!(clean.failures, 0, "{:?}", clean.first_failures);
-        let mut corrupted = String::new();
-        let check = check_after(&workload, &params, |fs| corrupted = flip_bytes_under(fs, "swbuild/p2"));
-        assert_eq!(check.failures, 1, "{:?}", check.first_failures);
-        assert!(check.first_failures[0].contains(&corrupted), "{:?}", check.first_failures);
-        assert!(check.first_failures[0].contains("differs from what was written"), "{:?}", check.first_failures);
+        assert_corruption_caught(&workload, &params(1, SECOND_NS), &["swbuild/p2"]);
     }
 
     #[test]
@@ -1018,19 +1127,19 @@ mod tests {
     #[test]
     fn defaults_parse_and_match_the_table() {
         let workload = Swbuild::parse(None).expect("embedded defaults parse");
-        assert_eq!(workload.procs_per_build, 5);
-        assert_eq!(workload.rate_per_proc, 100.0);
-        assert!((workload.spec.mix.share(OpKind::Stat) - 0.70).abs() < 1e-9);
-        assert_eq!(workload.spec.initial_files(), 200);
+        assert_eq!(workload.layout.procs_per_unit, 5);
+        assert_eq!(workload.layout.rate_per_proc, 100.0);
+        assert!((workload.models.spec.mix.share(OpKind::Stat) - 0.70).abs() < 1e-9);
+        assert_eq!(workload.models.spec.initial_files(), 200);
     }
 
     #[test]
     fn a_users_file_overrides_only_what_it_names() {
         let workload = Swbuild::parse(Some("rate_per_proc = 50.0\n[ops]\nstat = 1\nmkdir = 1\n")).expect("valid");
-        assert_eq!(workload.rate_per_proc, 50.0);
-        assert_eq!(workload.procs_per_build, 5, "kept from the defaults");
-        assert_eq!(workload.spec.mix.share(OpKind::Stat), 0.5, "an [ops] table replaces the whole mix");
-        assert_eq!(workload.spec.mix.share(OpKind::ReadFile), 0.0);
+        assert_eq!(workload.layout.rate_per_proc, 50.0);
+        assert_eq!(workload.layout.procs_per_unit, 5, "kept from the defaults");
+        assert_eq!(workload.models.spec.mix.share(OpKind::Stat), 0.5, "an [ops] table replaces the whole mix");
+        assert_eq!(workload.models.spec.mix.share(OpKind::ReadFile), 0.0);
     }
 
     #[test]
@@ -1053,13 +1162,6 @@ mod tests {
             ("dirs = \"ten\"\n", "dirs"),
             ("dirs = [\n", "TOML parse error"),
         ];
-        for (text, want) in cases {
-            let message = match Swbuild::from_config(Some(text)) {
-                Ok(_) => panic!("{text:?} was accepted"),
-                Err(e) => e.to_string(),
-            };
-            assert!(message.starts_with("swbuild configuration: "), "{message}");
-            assert!(message.contains(want), "{text:?}: {message:?} lacks {want:?}");
-        }
+        assert_rejected(Swbuild::from_config, "swbuild", &cases);
     }
 }

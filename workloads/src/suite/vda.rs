@@ -15,14 +15,13 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::metrics::{Metric, PhaseReport};
-use crate::op::{Op, OpError, OpKind, Outcome, WorkRng};
+use crate::op::{Op, OpKind, WorkRng};
 use crate::suite::SuiteError;
 use crate::suite::swbuild::{
-    CHECK, DIRS, Expect, Mix, RUN, SETUP, SizeTable, check_phase, check_result, config_error, load_config, positive,
-    positive_rate, process_rng, rate_metrics, run_phase, scaled, setup_phases, shared_dirs_script,
+    Expect, Mix, Paced, PacedLayout, PacedModels, ScriptModel, SizeTable, config_error, load_config, positive,
+    positive_rate,
 };
-use crate::workload::{Params, Phase, Process, Workload};
+use crate::workload::Workload;
 
 /// The built-in defaults (`workloads/vda.toml`).
 const DEFAULTS: &str = include_str!("../../vda.toml");
@@ -90,9 +89,6 @@ struct WriteCursor {
 #[derive(Debug)]
 pub(crate) struct SeqProc {
     spec: Arc<SeqSpec>,
-    /// Directories shared with other processes, made by this one in the [`DIRS`] phase (process 0 makes
-    /// them all; the others have none).
-    shared: Vec<String>,
     dir: String,
     rng: WorkRng,
     files: Vec<SeqFile>,
@@ -102,16 +98,12 @@ pub(crate) struct SeqProc {
     rewrite_next: usize,
     /// The file being read and the next offset.
     read: (usize, u64),
-    script: VecDeque<(Op, Expect)>,
-    phase: Option<usize>,
-    pending: Option<Expect>,
 }
 
 impl SeqProc {
-    pub(crate) fn new(spec: Arc<SeqSpec>, shared: Vec<String>, dir: String, rng: WorkRng) -> SeqProc {
+    pub(crate) fn new(spec: Arc<SeqSpec>, dir: String, rng: WorkRng) -> SeqProc {
         SeqProc {
             spec,
-            shared,
             dir,
             rng,
             files: Vec::new(),
@@ -119,9 +111,6 @@ impl SeqProc {
             write: None,
             rewrite_next: 0,
             read: (0, 0),
-            script: VecDeque::new(),
-            phase: None,
-            pending: None,
         }
     }
 
@@ -143,50 +132,6 @@ impl SeqProc {
         } else {
             Op::Write { path, offset: cursor.offset, len_bytes, content: cursor.content }
         }
-    }
-
-    /// Setup: its directory, then every setup file written piece by piece.
-    fn setup_script(&mut self) -> VecDeque<(Op, Expect)> {
-        let mut script = VecDeque::new();
-        script.push_back((Op::Mkdir { path: self.dir.clone() }, Expect::Done));
-        for _ in 0..self.spec.setup_files {
-            let file = self.add_file();
-            let mut cursor = WriteCursor {
-                file,
-                offset: 0,
-                target_bytes: self.spec.file_sizes.pick(&mut self.rng),
-                content: self.rng.next_u64(),
-            };
-            while cursor.offset < cursor.target_bytes {
-                script.push_back((self.piece(&cursor), Expect::Done));
-                cursor.offset += self.spec.io_size_bytes.min(cursor.target_bytes - cursor.offset);
-            }
-        }
-        script
-    }
-
-    /// Check: list the directory, then stat and read back every file known for sure, piece by piece.
-    fn check_script(&self) -> VecDeque<(Op, Expect)> {
-        let mut script = VecDeque::new();
-        let prefix = format!("{}/", self.dir);
-        let name = |f: &SeqFile| f.path.strip_prefix(&prefix).unwrap_or(&f.path).to_string();
-        let mut sure: Vec<String> = self.files.iter().filter(|f| f.sure).map(name).collect();
-        let mut maybe: Vec<String> = self.files.iter().filter(|f| !f.sure).map(name).collect();
-        sure.sort();
-        maybe.sort();
-        script.push_back((Op::Readdir { path: self.dir.clone() }, Expect::Names { sure, maybe }));
-        for file in self.files.iter().filter(|f| f.sure) {
-            let attr = Expect::Attr { size_bytes: Some(file.size_bytes), mode: None, is_dir: false };
-            script.push_back((Op::Stat { path: file.path.clone() }, attr));
-            let mut offset = 0;
-            while offset < file.size_bytes {
-                let len_bytes = self.spec.io_size_bytes.min(file.size_bytes - offset);
-                let op = Op::Read { path: file.path.clone(), offset, len_bytes: self.spec.io_size_bytes };
-                script.push_back((op, Expect::Bytes { content: file.content, offset, len_bytes }));
-                offset += len_bytes;
-            }
-        }
-        script
     }
 
     /// The next write of the run: the cursor's file, or a new one (writer) or the next to rewrite (back
@@ -252,6 +197,52 @@ impl SeqProc {
         }
         Some(candidates[self.rng.below(candidates.len() as u64) as usize])
     }
+}
+
+impl ScriptModel for SeqProc {
+    /// Setup: its directory, then every setup file written piece by piece.
+    fn setup_script(&mut self) -> VecDeque<(Op, Expect)> {
+        let mut script = VecDeque::new();
+        script.push_back((Op::Mkdir { path: self.dir.clone() }, Expect::Done));
+        for _ in 0..self.spec.setup_files {
+            let file = self.add_file();
+            let mut cursor = WriteCursor {
+                file,
+                offset: 0,
+                target_bytes: self.spec.file_sizes.pick(&mut self.rng),
+                content: self.rng.next_u64(),
+            };
+            while cursor.offset < cursor.target_bytes {
+                script.push_back((self.piece(&cursor), Expect::Done));
+                cursor.offset += self.spec.io_size_bytes.min(cursor.target_bytes - cursor.offset);
+            }
+        }
+        script
+    }
+
+    /// Check: list the directory, then stat and read back every file known for sure, piece by piece.
+    fn check_script(&self) -> VecDeque<(Op, Expect)> {
+        let mut script = VecDeque::new();
+        let prefix = format!("{}/", self.dir);
+        let name = |f: &SeqFile| f.path.strip_prefix(&prefix).unwrap_or(&f.path).to_string();
+        let mut sure: Vec<String> = self.files.iter().filter(|f| f.sure).map(name).collect();
+        let mut maybe: Vec<String> = self.files.iter().filter(|f| !f.sure).map(name).collect();
+        sure.sort();
+        maybe.sort();
+        script.push_back((Op::Readdir { path: self.dir.clone() }, Expect::Names { sure, maybe }));
+        for file in self.files.iter().filter(|f| f.sure) {
+            let attr = Expect::Attr { size_bytes: Some(file.size_bytes), mode: None, is_dir: false };
+            script.push_back((Op::Stat { path: file.path.clone() }, attr));
+            let mut offset = 0;
+            while offset < file.size_bytes {
+                let len_bytes = self.spec.io_size_bytes.min(file.size_bytes - offset);
+                let op = Op::Read { path: file.path.clone(), offset, len_bytes: self.spec.io_size_bytes };
+                script.push_back((op, Expect::Bytes { content: file.content, offset, len_bytes }));
+                offset += len_bytes;
+            }
+        }
+        script
+    }
 
     fn run_op(&mut self) -> (Op, Expect) {
         match &self.spec.role {
@@ -296,43 +287,11 @@ impl SeqProc {
             _ => {}
         }
     }
-}
 
-impl Process for SeqProc {
-    fn next_op(&mut self, phase: usize) -> Option<Op> {
-        if self.phase != Some(phase) {
-            self.phase = Some(phase);
-            self.script = match phase {
-                DIRS => shared_dirs_script(&self.shared),
-                SETUP => self.setup_script(),
-                CHECK => self.check_script(),
-                _ => VecDeque::new(),
-            };
-        }
-        let (op, expect) = if phase == RUN { self.run_op() } else { self.script.pop_front()? };
-        self.pending = Some(expect);
-        Some(op)
-    }
-
-    fn observe(
-        &mut self,
-        phase: usize,
-        op: &Op,
-        result: &Result<Outcome, OpError>,
-        verify: bool,
-    ) -> Result<(), String> {
-        let expect = self.pending.take().unwrap_or(Expect::Any);
-        let checked = check_result(&expect, result, verify);
-        if phase != DIRS {
-            self.apply(op, result.is_ok());
-        }
-        checked
-    }
-
-    fn rate_per_sec(&self, phase: usize) -> Option<f64> {
+    fn run_rate_per_sec(&self) -> Option<f64> {
         match &self.spec.role {
-            SeqRole::Backend { rate_per_sec, .. } if phase == RUN => Some(*rate_per_sec),
-            _ => None,
+            SeqRole::Backend { rate_per_sec, .. } => Some(*rate_per_sec),
+            SeqRole::Writer | SeqRole::Reader => None,
         }
     }
 }
@@ -354,7 +313,6 @@ struct VdaConfig {
 /// The VDA-like workload: load in streams, a writer and a companion reader per stream.
 #[derive(Debug)]
 pub struct Vda {
-    rate_per_proc: f64,
     writer: Arc<SeqSpec>,
     reader: Arc<SeqSpec>,
 }
@@ -365,7 +323,7 @@ impl Vda {
         Ok(Box::new(Vda::parse(config)?))
     }
 
-    fn parse(config: Option<&str>) -> Result<Vda, SuiteError> {
+    fn parse(config: Option<&str>) -> Result<Paced<Vda>, SuiteError> {
         let c: VdaConfig = load_config(NAME, DEFAULTS, config)?;
         let rate_per_proc = positive_rate(NAME, "rate_per_proc", c.rate_per_proc)?;
         let io_size_bytes = positive(NAME, "io_size_bytes", c.io_size_bytes)?;
@@ -386,84 +344,35 @@ impl Vda {
             file_sizes: SizeTable::single(file_size_bytes),
             setup_files,
         };
-        Ok(Vda {
-            rate_per_proc,
-            writer: Arc::new(spec(SeqRole::Writer, 0)),
-            reader: Arc::new(spec(SeqRole::Reader, reader_files)),
-        })
+        // Stream `s` works in `vda/s{s}/`.
+        let layout =
+            PacedLayout { name: NAME, seed_tag: SEED_TAG, unit_dir: Some("s"), procs_per_unit: 2, rate_per_proc };
+        let models =
+            Vda { writer: Arc::new(spec(SeqRole::Writer, 0)), reader: Arc::new(spec(SeqRole::Reader, reader_files)) };
+        Ok(Paced { layout, models })
     }
 }
 
-impl Workload for Vda {
-    fn name(&self) -> &str {
-        NAME
-    }
-
-    fn process_count(&self, params: &Params) -> usize {
-        scaled(params.load, 2)
-    }
-
-    fn setup(&self, _params: &Params) -> Vec<Phase> {
-        setup_phases(NAME)
-    }
-
-    fn run(&self, params: &Params) -> Vec<Phase> {
-        vec![run_phase(NAME, self.rate_per_proc, params)]
-    }
-
-    fn check(&self, _params: &Params) -> Vec<Phase> {
-        vec![check_phase(NAME)]
-    }
-
-    /// Stream `s` is processes `2s` (writer, `vda/s{s}/ingest`) and `2s + 1` (reader, `vda/s{s}/archive`).
-    /// Process 0 also makes `vda/` and every `vda/s{s}/` in the `vda-dirs` phase.
-    fn processes(&self, params: &Params) -> Vec<Box<dyn Process>> {
-        let count = self.process_count(params);
-        (0..count)
-            .map(|i| {
-                let stream = format!("{NAME}/s{}", i / 2);
-                let (spec, dir) = if i % 2 == 0 {
-                    (self.writer.clone(), format!("{stream}/ingest"))
-                } else {
-                    (self.reader.clone(), format!("{stream}/archive"))
-                };
-                let shared = if i == 0 {
-                    std::iter::once(NAME.to_string())
-                        .chain((0..count.div_ceil(2)).map(|s| format!("{NAME}/s{s}")))
-                        .collect()
-                } else {
-                    Vec::new()
-                };
-                Box::new(SeqProc::new(spec, shared, dir, process_rng(params.seed, SEED_TAG, i))) as Box<dyn Process>
-            })
-            .collect()
-    }
-
-    fn metrics(&self, params: &Params, phases: &[PhaseReport]) -> Vec<Metric> {
-        rate_metrics(NAME, params, phases)
+impl PacedModels for Vda {
+    /// A stream's writer (rank 0) works in `vda/s{s}/ingest`, its reader (rank 1) in `vda/s{s}/archive`.
+    fn model(&self, _index: usize, stream: usize, rank: usize, rng: WorkRng) -> Box<dyn ScriptModel> {
+        let (spec, dir) = if rank == 0 { (&self.writer, "ingest") } else { (&self.reader, "archive") };
+        Box::new(SeqProc::new(spec.clone(), format!("{NAME}/s{stream}/{dir}"), rng))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::op::Outcome;
     use crate::suite::swbuild::testing::*;
-
-    const SECOND_NS: u64 = 1_000_000_000;
 
     #[test]
     fn runs_clean_on_memfs_at_load_1_and_2() {
         let workload = Vda::from_config(None).expect("defaults");
-        for load in [1, 2] {
-            // 10 s at 8 MiB/s: each writer fills five 16 MiB files (the last partly).
-            let params = params(load, 10 * SECOND_NS);
-            let (mut fs, report) = run_on_memfs(&*workload, &params);
-            assert_clean(&report);
-            assert_eq!(report.procs, 2 * load as usize);
+        // 10 s at 8 MiB/s: each writer fills five 16 MiB files (the last partly).
+        for (load, mut fs, report) in runs_keeping_up(&*workload, 10 * SECOND_NS, 2, 16.0) {
             let run = report.measured().next().expect("run phase");
-            assert_eq!(run.requested_ops_per_sec, Some(16.0 * load as f64));
-            let fraction = metric(&report, "achieved_fraction");
-            assert!((0.99..=1.01).contains(&fraction), "achieved fraction {fraction}");
             // Writers wrote half the operations, readers read the other half, 1 MiB each.
             let writes = share(&report, &[OpKind::Write, OpKind::WriteFile]);
             let reads = share(&report, &[OpKind::Read]);
@@ -483,16 +392,7 @@ mod tests {
     #[test]
     fn a_corrupted_file_is_caught_by_the_check() {
         let workload = Vda::parse(None).expect("defaults");
-        let params = params(1, 3 * SECOND_NS);
-        let clean = check_after(&workload, &params, |_| {});
-        assert_eq!(clean.failures, 0, "{:?}", clean.first_failures);
-        for dir in ["vda/s0/ingest", "vda/s0/archive"] {
-            let check = check_after(&workload, &params, |fs| {
-                flip_bytes_under(fs, dir);
-            });
-            assert_eq!(check.failures, 1, "{dir}: {:?}", check.first_failures);
-            assert!(check.first_failures[0].contains(dir), "{:?}", check.first_failures);
-        }
+        assert_corruption_caught(&workload, &params(1, 3 * SECOND_NS), &["vda/s0/ingest", "vda/s0/archive"]);
     }
 
     #[test]
@@ -509,11 +409,11 @@ mod tests {
     #[test]
     fn defaults_parse_and_bad_files_are_rejected() {
         let workload = Vda::parse(None).expect("embedded defaults parse");
-        assert_eq!(workload.rate_per_proc, 8.0);
-        assert_eq!(workload.reader.setup_files, 2);
+        assert_eq!(workload.layout.rate_per_proc, 8.0);
+        assert_eq!(workload.models.reader.setup_files, 2);
         let overridden = Vda::parse(Some("rate_per_proc = 2.5")).expect("valid");
-        assert_eq!(overridden.rate_per_proc, 2.5);
-        assert_eq!(overridden.writer.io_size_bytes, 1 << 20, "kept from the defaults");
+        assert_eq!(overridden.layout.rate_per_proc, 2.5);
+        assert_eq!(overridden.models.writer.io_size_bytes, 1 << 20, "kept from the defaults");
         let cases = [
             ("rate_per_proc = 0.0", "rate_per_proc must be"),
             ("io_size_bytes = 0", "io_size_bytes must be > 0"),
@@ -523,13 +423,6 @@ mod tests {
             ("streams = 3", "streams"),
             ("rate_per_proc = ", "TOML parse error"),
         ];
-        for (text, want) in cases {
-            let message = match Vda::from_config(Some(text)) {
-                Ok(_) => panic!("{text:?} was accepted"),
-                Err(e) => e.to_string(),
-            };
-            assert!(message.starts_with("vda configuration: "), "{message}");
-            assert!(message.contains(want), "{text:?}: {message:?} lacks {want:?}");
-        }
+        assert_rejected(Vda::from_config, "vda", &cases);
     }
 }
