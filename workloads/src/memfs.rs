@@ -28,6 +28,8 @@ enum Node {
 pub struct MemFs {
     nodes: BTreeMap<String, Node>,
     clock_ns: u64,
+    /// Return wrong results (see [`MemFs::corrupting`]).
+    corrupt: bool,
 }
 
 impl Default for MemFs {
@@ -46,7 +48,30 @@ fn err_not_found(path: &str) -> OpError {
 
 impl MemFs {
     pub fn new() -> MemFs {
-        MemFs { nodes: BTreeMap::from([(String::new(), Node::Dir)]), clock_ns: 0 }
+        MemFs { nodes: BTreeMap::from([(String::new(), Node::Dir)]), clock_ns: 0, corrupt: false }
+    }
+
+    /// A file system that answers wrongly as a target (not through [`MemFs::apply`]): one byte flipped in
+    /// the middle of every read, one byte more in every file's size. Tests use it to show that verify
+    /// mode catches a target that returns wrong results.
+    pub fn corrupting() -> MemFs {
+        MemFs { corrupt: true, ..MemFs::new() }
+    }
+
+    /// The wrong result a corrupting file system returns instead of `outcome`.
+    fn corrupted(outcome: Outcome) -> Outcome {
+        match outcome {
+            Outcome::Bytes(mut bytes) => {
+                if let Some(middle) = bytes.len().checked_div(2).and_then(|i| bytes.get_mut(i)) {
+                    *middle ^= 0x40;
+                }
+                Outcome::Bytes(bytes)
+            }
+            Outcome::Attr { size_bytes, mode, is_dir: false } => {
+                Outcome::Attr { size_bytes: size_bytes + 1, mode, is_dir: false }
+            }
+            other => other,
+        }
     }
 
     /// Names directly under directory `path`.
@@ -204,13 +229,13 @@ impl Executor for MemExec<'_> {
         let result = self.fs.apply(op);
         let moved = op.bytes_written() + result.as_ref().map_or(0, Outcome::bytes_read);
         self.now_ns += OP_NS + moved / BYTE_NS_DIVISOR;
-        result
+        if self.fs.corrupt { result.map(MemFs::corrupted) } else { result }
     }
 }
 
 impl Target for MemFs {
     fn describe(&self) -> String {
-        "memfs".to_string()
+        if self.corrupt { "corrupting memfs".to_string() } else { "memfs".to_string() }
     }
 
     async fn run_phase(

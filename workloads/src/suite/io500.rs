@@ -677,9 +677,8 @@ pub(crate) mod testing {
 
     use crate::memfs::MemFs;
     use crate::metrics::{PhaseReport, RunReport};
-    use crate::op::{Op, OpError, Outcome};
-    use crate::run::{Executor, Quiet, RunOptions, Target, TargetError, phase_report, run_process, run_workload};
-    use crate::workload::{Params, Phase, Process, Workload};
+    use crate::run::{Quiet, RunOptions, Target, run_workload};
+    use crate::workload::{Params, Workload};
 
     pub(crate) fn params(load: u64, duration_ns: u64) -> Params {
         Params { load, seed: 42, duration_ns }
@@ -715,75 +714,15 @@ pub(crate) mod testing {
         }
     }
 
-    /// A [`MemFs`] that returns wrong results: one byte flipped in every read, and one byte more in every
-    /// file's size.
-    #[derive(Debug, Default)]
-    pub(crate) struct Corrupt {
-        fs: MemFs,
-        clock_ns: u64,
-    }
-
-    struct CorruptExec<'a> {
-        fs: &'a mut MemFs,
-        now_ns: u64,
-    }
-
-    impl Executor for CorruptExec<'_> {
-        fn now_ns(&self) -> u64 {
-            self.now_ns
-        }
-
-        async fn sleep_until_ns(&mut self, at_ns: u64) {
-            self.now_ns = self.now_ns.max(at_ns);
-        }
-
-        async fn execute(&mut self, op: &Op) -> Result<Outcome, OpError> {
-            self.now_ns += 10_000;
-            match self.fs.apply(op)? {
-                Outcome::Bytes(mut bytes) => {
-                    if let Some(middle) = bytes.len().checked_div(2).and_then(|i| bytes.get_mut(i)) {
-                        *middle ^= 0x40;
-                    }
-                    Ok(Outcome::Bytes(bytes))
-                }
-                Outcome::Attr { size_bytes, mode, is_dir: false } => {
-                    Ok(Outcome::Attr { size_bytes: size_bytes + 1, mode, is_dir: false })
-                }
-                other => Ok(other),
-            }
-        }
-    }
-
-    impl Target for Corrupt {
-        fn describe(&self) -> String {
-            "corrupt memfs".to_string()
-        }
-
-        async fn run_phase(
-            &mut self,
-            index: usize,
-            phase: &Phase,
-            mut procs: Vec<Box<dyn Process>>,
-            options: &RunOptions,
-            progress: &AtomicU64,
-        ) -> Result<(Vec<Box<dyn Process>>, PhaseReport), TargetError> {
-            let started_ns = self.clock_ns;
-            let (mut recorders, mut end_ns) = (Vec::new(), started_ns);
-            for process in &mut procs {
-                let mut exec = CorruptExec { fs: &mut self.fs, now_ns: started_ns };
-                recorders
-                    .push(run_process(&mut exec, process.as_mut(), index, phase, started_ns, options, progress).await);
-                end_ns = end_ns.max(exec.now_ns);
-            }
-            self.clock_ns = end_ns;
-            Ok((procs, phase_report(phase, &recorders, options, end_ns - started_ns)))
-        }
+    /// A target that returns wrong results: [`MemFs::corrupting`].
+    pub(crate) fn corrupt() -> MemFs {
+        MemFs::corrupting()
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::testing::{Corrupt, assert_clean, params, phase, run, run_on};
+    use super::testing::{assert_clean, corrupt, params, phase, run, run_on};
     use super::*;
 
     /// A small io500 for MemFs: 8 MiB of ior-easy, 1 MiB of ior-hard, 50 files of each mdtest per process.
@@ -910,7 +849,7 @@ mod tests {
     #[test]
     fn io500_catches_a_target_that_returns_wrong_bytes() {
         let workload = Io500::from_config(Some(SMALL)).expect("valid config");
-        let report = run_on(&mut Corrupt::default(), &*workload, &params(2, 60_000_000_000));
+        let report = run_on(&mut corrupt(), &*workload, &params(2, 60_000_000_000));
         for name in ["ior-easy-read", "ior-hard-read", "mdtest-easy-stat", "mdtest-hard-stat", "mdtest-hard-read"] {
             assert!(phase(&report, name).failures > 0, "{name}: a wrong result is a failure");
         }

@@ -282,7 +282,7 @@ impl Part for IorPart {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::suite::io500::testing::{Corrupt, assert_clean, params, phase, run, run_on};
+    use crate::suite::io500::testing::{assert_clean, corrupt, params, phase, run, run_on};
 
     const MIB: u64 = 1024 * 1024;
     /// Long enough that the stonewall never fires on MemFs.
@@ -355,7 +355,7 @@ mod tests {
     #[test]
     fn a_target_returning_wrong_bytes_is_caught() {
         for flavour in [IorFlavour::Easy, IorFlavour::Hard] {
-            let report = run_on(&mut Corrupt::default(), &ior(flavour, 4 * MIB), &params(3, LONG_NS));
+            let report = run_on(&mut corrupt(), &ior(flavour, 4 * MIB), &params(3, LONG_NS));
             let read = phase(&report, &format!("{}-read", flavour.name()));
             assert!(read.failures > 0, "{flavour:?}");
             assert_eq!(read.failures, read.ops, "every read is wrong");

@@ -330,7 +330,7 @@ impl Part for MdtestPart {
 mod tests {
     use super::*;
     use crate::memfs::MemFs;
-    use crate::suite::io500::testing::{Corrupt, assert_clean, params, phase, run, run_on};
+    use crate::suite::io500::testing::{assert_clean, corrupt, params, phase, run, run_on};
     use crate::workload::PhaseRole;
 
     /// Long enough that the stonewall never fires on MemFs.
@@ -426,10 +426,10 @@ mod tests {
 
     #[test]
     fn a_target_returning_wrong_sizes_or_bytes_is_caught() {
-        let easy = run_on(&mut Corrupt::default(), &mdtest(MdtestFlavour::Easy, 20), &params(3, LONG_NS));
+        let easy = run_on(&mut corrupt(), &mdtest(MdtestFlavour::Easy, 20), &params(3, LONG_NS));
         let stat = phase(&easy, "mdtest-easy-stat");
         assert_eq!(stat.failures, stat.ops, "every size is wrong");
-        let hard = run_on(&mut Corrupt::default(), &mdtest(MdtestFlavour::Hard, 20), &params(3, LONG_NS));
+        let hard = run_on(&mut corrupt(), &mdtest(MdtestFlavour::Hard, 20), &params(3, LONG_NS));
         let read = phase(&hard, "mdtest-hard-read");
         assert_eq!(read.failures, read.ops, "every file's bytes are wrong");
         assert!(read.first_failures[0].contains("differs"), "{:?}", read.first_failures);
