@@ -64,7 +64,8 @@ pub struct BenchArgs {
     /// Seed of the workload's choices (and of the simulated cluster).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// A TOML file replacing the workload's built-in table (op mix, file sizes, rates).
+    /// A TOML file overriding the workload's built-in settings (op mix, file sizes, rates): the keys it
+    /// names replace the defaults (workloads/*.toml show every key and its source).
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Directory the JSON, CSV and SVG files go to (made if missing).
