@@ -15,13 +15,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::Either;
-use madsim::runtime::Runtime;
 use tessera_config::model::Protection;
 use tessera_config::placement::{self, PlacementNode};
 use tessera_data::client::{DataClientConfig, DataPathError};
@@ -256,26 +254,7 @@ pub fn run_bench(
     // over, beyond the hour an until-done workload gets.
     let bounded_ns: u64 = workload.phases(params).iter().filter_map(|p| p.duration_ns).sum();
     let limit = TIME_LIMIT_BASE.saturating_add(Duration::from_nanos(bounded_ns.saturating_mul(2)));
-    in_runtime(params.seed, limit, bench(workload, params, options, config, sink, progress))?
-}
-
-/// Run `future` in a fresh madsim runtime seeded with `seed`, limited to `limit` of virtual time (as
-/// [`crate::run_config`] does, with a limit that grows with the workload); a panic, a hang included,
-/// comes back as `Err("panic: ...")`.
-fn in_runtime<F: std::future::Future>(seed: u64, limit: Duration, future: F) -> Result<F::Output, String> {
-    catch_unwind(AssertUnwindSafe(move || {
-        let mut runtime = Runtime::with_seed_and_config(seed, madsim::Config::default());
-        runtime.set_time_limit(limit);
-        runtime.block_on(future)
-    }))
-    .map_err(|panic| {
-        let message = panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_string()))
-            .unwrap_or_else(|| "non-string panic".into());
-        format!("panic: {message}")
-    })
+    crate::run::in_runtime_limited(params.seed, limit, bench(workload, params, options, config, sink, progress))?
 }
 
 async fn bench(

@@ -63,9 +63,19 @@ pub fn run_config(config: ScenarioConfig, verbose: bool) -> RunOutcome {
 /// Run `future` to completion in a fresh madsim runtime seeded with `seed`, limited to [`TIME_LIMIT`] of
 /// virtual time. A panic anywhere in the simulation (a hang included) comes back as `Err("panic: ...")`.
 pub(crate) fn in_runtime<F: std::future::Future>(seed: u64, future: F) -> Result<F::Output, String> {
+    in_runtime_limited(seed, TIME_LIMIT, future)
+}
+
+/// [`in_runtime`] with a virtual-time limit of `limit` (a workload's time-bounded phases may need more
+/// than the hour every scenario gets).
+pub(crate) fn in_runtime_limited<F: std::future::Future>(
+    seed: u64,
+    limit: Duration,
+    future: F,
+) -> Result<F::Output, String> {
     catch_unwind(AssertUnwindSafe(move || {
         let mut runtime = Runtime::with_seed_and_config(seed, madsim::Config::default());
-        runtime.set_time_limit(TIME_LIMIT);
+        runtime.set_time_limit(limit);
         runtime.block_on(future)
     }))
     .map_err(|panic| format!("panic: {}", panic_message(&*panic)))
