@@ -8,10 +8,8 @@
 //! 25-80 us per I/O, the network adds [`SimBenchConfig::net_latency_us_min`]..`max` per message and has
 //! no bandwidth limit, the simulator charges no CPU).
 //!
-//! Paths map onto the metadata service's (parent, name) operations through a per-process cache of
-//! path -> (inode, type), filled by `Lookup`s from the file-system root (the run's root), the way a
-//! kernel's dentry cache does; attributes are never cached. An entry another process removed is found
-//! stale (`ESTALE`) on use and the operation is retried once from a fresh walk.
+//! Each process's operations run through a [`ClusterExec`] (shared with the real cluster), with paths
+//! relative to the file system's root directory and time from the simulated clock.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -22,26 +20,23 @@ use std::time::Duration;
 use futures::future::Either;
 use tessera_config::model::Protection;
 use tessera_config::placement::{self, PlacementNode};
-use tessera_data::client::{DataClientConfig, DataPathError};
+use tessera_data::client::DataClientConfig;
 use tessera_data::rebuild::{DataMap, RebuildConfig, SharedDataMap};
 use tessera_env::{Clock, DetRng, NodeId, Rng, SECTOR_SIZE_BYTES};
-use tessera_meta::client::{ClientConfig, ClientError, ShardDirectory};
-use tessera_meta::{
-    Attr, Credentials, DirEntry, Errno, FileType, InodeId, MODE_MASK, MetaOp, MetaReply, READDIR_START, SetAttr,
-};
+use tessera_meta::InodeId;
+use tessera_meta::client::{ClientConfig, ShardDirectory};
+use tessera_workloads::cluster::ClusterExec;
 use tessera_workloads::metrics::{PhaseReport, RunReport};
-use tessera_workloads::op::{Op, OpError, Outcome, content_bytes};
-use tessera_workloads::run::{
-    Executor, ProgressSink, RunOptions, Target, TargetError, phase_report, run_process, run_workload,
-};
+use tessera_workloads::run::{ProgressSink, RunOptions, Target, TargetError, phase_report, run_process, run_workload};
 use tessera_workloads::workload::{Params, Phase, Process, Workload};
 
 use crate::cluster::{Cluster, NodeSpec};
 use crate::data_scenario::node::{ServicesSetup, services_hook};
-use crate::data_scenario::workload::{SimDataClient, make_client};
+use crate::data_scenario::workload::make_client;
 use crate::disk::DiskModel;
-use crate::env::SimClock;
+use crate::env::{SimClock, SimWallClock};
 use crate::meta_support::{HostCluster, MetaScenario, start_hosts_with, wait_for_all_leaders};
+use crate::net::SimNet;
 use crate::trace::Trace;
 
 const MIB: u64 = 1024 * 1024;
@@ -61,18 +56,11 @@ const LEADERS_WAIT: Duration = Duration::from_secs(120);
 const SETTLE: Duration = Duration::from_secs(2);
 /// How often the driver copies the completed-operation count into the caller's counter.
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);
-/// Largest piece one data-client write is given: bounds the buffer a write fills (one 4+2 stripe holds
-/// 4 MiB).
-const WRITE_PIECE_BYTES: u64 = 4 * MIB;
-/// Largest piece one data-client read asks for (the client refuses more than 64 MiB).
-const READ_PIECE_BYTES: u64 = 8 * MIB;
-/// Entries one `Readdir` call asks for.
-const READDIR_PAGE_ENTRIES: u32 = 1024;
-/// Path-cache entries a process keeps at most (past this the cache starts over: memory stays bounded).
-const PATH_CACHE_ENTRIES_MAX: usize = 1 << 20;
-/// Modes of what the targets create (as `MemFs` does).
-const DIR_MODE: u32 = 0o755;
-const FILE_MODE: u32 = 0o644;
+
+/// One process's executor: the shared cluster executor over the simulator's doors (a [`SimDataClient`]).
+///
+/// [`SimDataClient`]: crate::data_scenario::workload::SimDataClient
+type SimExec = ClusterExec<SimClock, SimWallClock, SimNet, DetRng>;
 
 /// The simulated cluster a bench runs on. Everything not here is fixed: 3 metadata replicas, one data
 /// drive per node besides the metadata drive, no faults, no message loss.
@@ -307,7 +295,7 @@ async fn bench(
             placement_nodes.clone(),
             client_rng,
         )?;
-        clients.push((id, Some(SimExec::new(client))));
+        clients.push((id, Some(SimExec::new(client, SimClock, InodeId::ROOT))));
     }
     let mut target = SimCluster { cluster, clients, describe: config.describe() };
     run_workload(&mut target, workload, params, options, sink, progress).await.map_err(|e| e.to_string())
@@ -385,374 +373,5 @@ impl Target for SimCluster {
         }
         let report = phase_report(phase, &recorders, options, end_ns - started_ns);
         Ok((back, report))
-    }
-}
-
-/// Why one attempt of an operation failed, before it is named by its path.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Fail {
-    Errno(Errno),
-    /// Not a POSIX answer: a timeout, a data-path failure, a reply of the wrong kind.
-    Other(String),
-}
-
-impl From<DataPathError> for Fail {
-    fn from(e: DataPathError) -> Fail {
-        match e {
-            DataPathError::Posix(errno) => Fail::Errno(errno),
-            other => Fail::Other(other.to_string()),
-        }
-    }
-}
-
-impl Fail {
-    /// The operation's error, named by the operation's path.
-    fn into_op_error(self, path: &str) -> OpError {
-        let path = path.to_string();
-        match self {
-            Fail::Errno(Errno::ENOENT) => OpError::NotFound { path },
-            Fail::Errno(Errno::EEXIST) => OpError::Exists { path },
-            Fail::Errno(Errno::ENOTEMPTY) => OpError::NotEmpty { path },
-            Fail::Errno(Errno::EACCES | Errno::EPERM) => OpError::PermissionDenied { path },
-            Fail::Errno(errno) => OpError::Other { path, message: errno.to_string() },
-            Fail::Other(message) => OpError::Other { path, message },
-        }
-    }
-}
-
-fn unexpected(op: &str, reply: &MetaReply) -> Fail {
-    Fail::Other(format!("unexpected reply to {op}: {reply:?}"))
-}
-
-/// `a/b/c` -> (`a/b`, `c`); `c` -> (``, `c`).
-fn split_parent(path: &str) -> (&str, &str) {
-    path.rsplit_once('/').unwrap_or(("", path))
-}
-
-/// Whether `creds` may read an object with these attributes (`access(R_OK)`): root always may.
-fn may_read(attr: &Attr, creds: &Credentials) -> bool {
-    if creds.is_root() {
-        return true;
-    }
-    let bits = if attr.uid == creds.uid {
-        attr.mode >> 6
-    } else if creds.in_group(attr.gid) {
-        attr.mode >> 3
-    } else {
-        attr.mode
-    };
-    bits & 0o4 != 0
-}
-
-/// One process's client: its data client, its credentials (root) and its path cache.
-struct SimExec {
-    client: SimDataClient,
-    creds: Credentials,
-    /// Path (relative to the root, no leading slash) -> the inode it named when last looked up.
-    cache: BTreeMap<String, (InodeId, FileType)>,
-    /// Whether the current attempt used a cached entry (a failure may then be a stale one).
-    used_cache: bool,
-}
-
-impl SimExec {
-    fn new(client: SimDataClient) -> SimExec {
-        SimExec { client, creds: Credentials::root(), cache: BTreeMap::new(), used_cache: false }
-    }
-
-    async fn meta(&mut self, op: MetaOp) -> Result<MetaReply, Fail> {
-        match self.client.meta().execute(op).await {
-            Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(errno)) | Err(ClientError::Posix(errno)) => Err(Fail::Errno(errno)),
-            Err(e) => Err(Fail::Other(e.to_string())),
-        }
-    }
-
-    fn remember(&mut self, path: &str, entry: (InodeId, FileType)) {
-        if self.cache.len() >= PATH_CACHE_ENTRIES_MAX {
-            self.cache.clear();
-        }
-        self.cache.insert(path.to_string(), entry);
-    }
-
-    /// Forget `path` and everything below it.
-    fn forget_tree(&mut self, path: &str) {
-        self.cache.remove(path);
-        let prefix = format!("{path}/");
-        let below: Vec<String> = self
-            .cache
-            .range(prefix.clone()..)
-            .take_while(|(p, _)| p.starts_with(&prefix))
-            .map(|(p, _)| p.clone())
-            .collect();
-        for p in below {
-            self.cache.remove(&p);
-        }
-    }
-
-    /// Forget `path`, what is below it and every directory above it (after a stale entry on the way).
-    fn forget_path(&mut self, path: &str) {
-        self.forget_tree(path);
-        let mut at = path;
-        while let Some((parent, _)) = at.rsplit_once('/') {
-            self.cache.remove(parent);
-            at = parent;
-        }
-    }
-
-    /// The inode `path` names: from the cache, or looked up component by component from the deepest
-    /// cached directory above it (the root is never looked up).
-    async fn resolve(&mut self, path: &str) -> Result<(InodeId, FileType), Fail> {
-        if path.is_empty() {
-            return Ok((InodeId::ROOT, FileType::Directory));
-        }
-        if let Some(&hit) = self.cache.get(path) {
-            self.used_cache = true;
-            return Ok(hit);
-        }
-        let mut current = (InodeId::ROOT, FileType::Directory);
-        let mut walked = 0;
-        for (slash, _) in path.rmatch_indices('/') {
-            if let Some(&hit) = self.cache.get(&path[..slash]) {
-                self.used_cache = true;
-                current = hit;
-                walked = slash + 1;
-                break;
-            }
-        }
-        let mut end = walked;
-        for name in path[walked..].split('/') {
-            if current.1 != FileType::Directory {
-                return Err(Fail::Errno(Errno::ENOTDIR));
-            }
-            let op = MetaOp::Lookup { parent: current.0, name: name.to_string(), creds: self.creds.clone() };
-            current = match self.meta(op).await? {
-                MetaReply::Child { ino, kind } => (ino, kind),
-                other => return Err(unexpected("lookup", &other)),
-            };
-            end += name.len();
-            self.remember(&path[..end], current);
-            end += 1;
-        }
-        Ok(current)
-    }
-
-    async fn resolve_dir(&mut self, path: &str) -> Result<InodeId, Fail> {
-        match self.resolve(path).await? {
-            (ino, FileType::Directory) => Ok(ino),
-            _ => Err(Fail::Errno(Errno::ENOTDIR)),
-        }
-    }
-
-    async fn resolve_file(&mut self, path: &str) -> Result<InodeId, Fail> {
-        match self.resolve(path).await? {
-            (ino, FileType::Regular) => Ok(ino),
-            (_, FileType::Directory) => Err(Fail::Errno(Errno::EISDIR)),
-            _ => Err(Fail::Errno(Errno::EINVAL)),
-        }
-    }
-
-    /// Make `path` (a directory or an empty regular file) in its parent.
-    async fn make(&mut self, path: &str, kind: FileType) -> Result<InodeId, Fail> {
-        let (parent, name) = split_parent(path);
-        if name.is_empty() {
-            return Err(Fail::Errno(Errno::EEXIST));
-        }
-        let parent = self.resolve_dir(parent).await?;
-        let (name, creds) = (name.to_string(), self.creds.clone());
-        let op = match kind {
-            FileType::Directory => MetaOp::Mkdir { parent, name, mode: DIR_MODE, creds },
-            _ => MetaOp::Create { parent, name, mode: FILE_MODE, creds },
-        };
-        match self.meta(op).await? {
-            MetaReply::Entry(attr) => {
-                self.remember(path, (attr.ino, kind));
-                Ok(attr.ino)
-            }
-            other => Err(unexpected("create", &other)),
-        }
-    }
-
-    /// Remove `path` (a file, or an empty directory if `dir`).
-    async fn remove(&mut self, path: &str, dir: bool) -> Result<(), Fail> {
-        let (parent, name) = split_parent(path);
-        if name.is_empty() {
-            return Err(Fail::Errno(Errno::EBUSY));
-        }
-        let parent = self.resolve_dir(parent).await?;
-        let (name, creds) = (name.to_string(), self.creds.clone());
-        let op = if dir { MetaOp::Rmdir { parent, name, creds } } else { MetaOp::Unlink { parent, name, creds } };
-        let reply = self.meta(op).await;
-        // Whatever the answer, the entry may be gone: look it up afresh next time.
-        self.forget_tree(path);
-        match reply? {
-            MetaReply::Done => Ok(()),
-            other => Err(unexpected("remove", &other)),
-        }
-    }
-
-    /// Write `len_bytes` of content `content` at `offset`, in pieces of at most [`WRITE_PIECE_BYTES`].
-    async fn write_content(&mut self, ino: InodeId, offset: u64, len_bytes: u64, content: u64) -> Result<(), Fail> {
-        let mut done = 0;
-        while done < len_bytes {
-            let piece = (len_bytes - done).min(WRITE_PIECE_BYTES);
-            let bytes = content_bytes(content, offset + done, piece as usize);
-            self.client.write(ino, offset + done, &bytes, &self.creds).await?;
-            done += piece;
-        }
-        Ok(())
-    }
-
-    /// Up to `len_bytes` from `offset` (fewer where the file ends), in reads of at most
-    /// [`READ_PIECE_BYTES`].
-    async fn read_range(&mut self, ino: InodeId, offset: u64, len_bytes: u64) -> Result<Vec<u8>, Fail> {
-        let mut out = Vec::new();
-        let mut at = offset;
-        let end = offset.saturating_add(len_bytes);
-        while at < end {
-            let want = (end - at).min(READ_PIECE_BYTES);
-            let got = self.client.read(ino, at, want).await?;
-            let short = (got.len() as u64) < want;
-            at += got.len() as u64;
-            out.extend_from_slice(&got);
-            if short {
-                break;
-            }
-        }
-        Ok(out)
-    }
-
-    /// Every entry of directory `dir`, page by page, in cookie order.
-    async fn list(&mut self, dir: InodeId) -> Result<Vec<DirEntry>, Fail> {
-        let mut entries = Vec::new();
-        let mut cookie = READDIR_START;
-        loop {
-            let op = MetaOp::Readdir { dir, cookie, max_entries: READDIR_PAGE_ENTRIES, creds: self.creds.clone() };
-            let (page, eof) = match self.meta(op).await? {
-                MetaReply::DirEntries { entries, eof } => (entries, eof),
-                other => return Err(unexpected("readdir", &other)),
-            };
-            let Some(last) = page.last() else {
-                if eof {
-                    return Ok(entries);
-                }
-                return Err(Fail::Other("readdir returned an empty page before the end".into()));
-            };
-            cookie = last.cookie;
-            entries.extend(page);
-            if eof {
-                return Ok(entries);
-            }
-        }
-    }
-
-    /// One attempt of `op`.
-    async fn attempt(&mut self, op: &Op) -> Result<Outcome, Fail> {
-        match op {
-            Op::Mkdir { path } => self.make(path, FileType::Directory).await.map(|_| Outcome::Done),
-            Op::Create { path } => self.make(path, FileType::Regular).await.map(|_| Outcome::Done),
-            Op::WriteFile { path, size_bytes, content } => {
-                let ino = match self.resolve_file(path).await {
-                    Ok(ino) => {
-                        self.client.truncate(ino, 0, &self.creds).await?;
-                        ino
-                    }
-                    Err(Fail::Errno(Errno::ENOENT)) => match self.make(path, FileType::Regular).await {
-                        Ok(ino) => ino,
-                        // Made by another process meanwhile.
-                        Err(Fail::Errno(Errno::EEXIST)) => {
-                            let ino = self.resolve_file(path).await?;
-                            self.client.truncate(ino, 0, &self.creds).await?;
-                            ino
-                        }
-                        Err(e) => return Err(e),
-                    },
-                    Err(e) => return Err(e),
-                };
-                self.write_content(ino, 0, *size_bytes, *content).await?;
-                Ok(Outcome::Done)
-            }
-            Op::Write { path, offset, len_bytes, content } => {
-                let ino = self.resolve_file(path).await?;
-                self.write_content(ino, *offset, *len_bytes, *content).await?;
-                Ok(Outcome::Done)
-            }
-            Op::ReadFile { path } => {
-                let ino = self.resolve_file(path).await?;
-                // Read until a read comes back short: one call for a file below READ_PIECE_BYTES.
-                Ok(Outcome::Bytes(self.read_range(ino, 0, u64::MAX).await?))
-            }
-            Op::Read { path, offset, len_bytes } => {
-                let ino = self.resolve_file(path).await?;
-                Ok(Outcome::Bytes(self.read_range(ino, *offset, *len_bytes).await?))
-            }
-            Op::Stat { path } => {
-                let (ino, _) = self.resolve(path).await?;
-                let attr = self.client.getattr(ino).await?;
-                Ok(Outcome::Attr { size_bytes: attr.size, mode: attr.mode, is_dir: attr.kind == FileType::Directory })
-            }
-            Op::Access { path } => {
-                let (ino, _) = self.resolve(path).await?;
-                let attr = self.client.getattr(ino).await?;
-                if may_read(&attr, &self.creds) { Ok(Outcome::Done) } else { Err(Fail::Errno(Errno::EACCES)) }
-            }
-            Op::Chmod { path, mode } => {
-                let (ino, _) = self.resolve(path).await?;
-                let set = SetAttr { mode: Some(mode & MODE_MASK), ..SetAttr::default() };
-                match self.meta(MetaOp::SetAttr { ino, set, creds: self.creds.clone() }).await? {
-                    MetaReply::Attr(_) => Ok(Outcome::Done),
-                    other => Err(unexpected("chmod", &other)),
-                }
-            }
-            Op::Readdir { path } => {
-                let dir = self.resolve_dir(path).await?;
-                let mut names: Vec<String> = self.list(dir).await?.into_iter().map(|e| e.name).collect();
-                names.sort();
-                Ok(Outcome::Names(names))
-            }
-            Op::Unlink { path } => self.remove(path, false).await.map(|()| Outcome::Done),
-            Op::Rmdir { path } => self.remove(path, true).await.map(|()| Outcome::Done),
-            Op::Find { path } => {
-                let mut dirs = vec![self.resolve_dir(path).await?];
-                let mut count = 0u64;
-                while let Some(dir) = dirs.pop() {
-                    for entry in self.list(dir).await? {
-                        count += 1;
-                        if entry.kind == FileType::Directory {
-                            dirs.push(entry.ino);
-                        }
-                    }
-                }
-                Ok(Outcome::Count(count))
-            }
-        }
-    }
-}
-
-impl Executor for SimExec {
-    fn now_ns(&self) -> u64 {
-        now_ns()
-    }
-
-    async fn sleep_until_ns(&mut self, at_ns: u64) {
-        let now = now_ns();
-        if at_ns > now {
-            SimClock.sleep(Duration::from_nanos(at_ns - now)).await;
-        }
-    }
-
-    /// Runs `op`; if it failed after using a cached path with ESTALE (an inode on the path is gone: the
-    /// shards answer that for a removed parent or file) or ENOTDIR (a directory became a file), forgets
-    /// the path and tries once more from a fresh walk.
-    async fn execute(&mut self, op: &Op) -> Result<Outcome, OpError> {
-        self.used_cache = false;
-        let result = match self.attempt(op).await {
-            Err(Fail::Errno(Errno::ESTALE | Errno::ENOTDIR)) if self.used_cache => {
-                self.forget_path(op.path());
-                self.used_cache = false;
-                self.attempt(op).await
-            }
-            result => result,
-        };
-        result.map_err(|fail| fail.into_op_error(op.path()))
     }
 }

@@ -8,14 +8,18 @@
 //! - [`metrics`]: histograms, time series and reports;
 //! - [`suite`]: the workloads;
 //! - [`dir`]: the target for any directory (`std::fs`);
+//! - [`cluster`]: the executor over a Tessera cluster's data client, shared by the simulated and the real
+//!   cluster;
 //! - [`memfs`]: an in-memory target with a virtual clock, the reference for tests;
 //! - [`report`]: the results table, JSON, CSV and the SVG plot;
 //! - [`cli`]: the `bench` command line, shared by `tessera-bench` (and later `tessera bench`).
 //!
-//! Everything a run on the simulated cluster touches ([`op`], [`workload`], [`run`], [`metrics`], [`suite`])
-//! is deterministic: choices come from [`op::WorkRng`], time from the target's [`run::Executor`].
+//! Everything a run on the simulated cluster touches ([`op`], [`workload`], [`run`], [`metrics`], [`suite`],
+//! [`cluster`]) is deterministic: choices come from [`op::WorkRng`], time from the target's
+//! [`run::Executor`].
 
 pub mod cli;
+pub mod cluster;
 pub mod dir;
 pub mod memfs;
 pub mod metrics;
