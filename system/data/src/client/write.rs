@@ -9,7 +9,7 @@ use tessera_meta::{Attr, Credentials, Errno, FILE_SIZE_MAX_BYTES, InodeId, MetaO
 
 use super::{DataClient, DataPathError, attr_of};
 use crate::stripe_io::{ChunkError, ChunkPut, StripeShape, cut_into_stripes, encode_stripe, stripe_key};
-use crate::wire::ChunkKey;
+use crate::wire::{ChunkKey, DataError};
 
 impl<C: Clock, W: WallClock, N: Net, R: Rng> DataClient<C, W, N, R> {
     /// Writes `bytes` at `offset` of regular file `ino`. A write ending at or below `inline_max_bytes`
@@ -95,12 +95,15 @@ impl<C: Clock, W: WallClock, N: Net, R: Rng> DataClient<C, W, N, R> {
         let shape = StripeShape::new(layout, data.len()).expect("cut to the stripe capacity");
         let chunks = encode_stripe(&shape, data).expect("layout validated");
         let mut failed_nodes = BTreeSet::new();
+        // Whether every failed put so far was a node out of room: then the cluster is full (ENOSPC).
+        let mut only_full = true;
         for attempt in 1..=self.config.write_attempts_max {
             let id = self.next_stripe_id();
             let candidates: Vec<_> = self.nodes.iter().filter(|n| !failed_nodes.contains(&n.id)).copied().collect();
             let targets = match place_stripe(&candidates, self.config.protection, stripe_key(id)) {
                 Ok(targets) => targets,
                 Err(e) if failed_nodes.is_empty() => return Err(DataPathError::Placement(e)),
+                Err(_) if only_full => return Err(DataPathError::Posix(Errno::ENOSPC)),
                 Err(_) => break,
             };
             let stripe = shape.stripe_ref(id, targets);
@@ -121,8 +124,14 @@ impl<C: Clock, W: WallClock, N: Net, R: Rng> DataClient<C, W, N, R> {
             if results.contains(&Err(ChunkError::Closed)) {
                 return Err(DataPathError::Closed);
             }
+            only_full &= results
+                .iter()
+                .all(|r| matches!(r, Ok(()) | Err(ChunkError::Data(DataError::NoSpace { .. }))));
             failed_nodes.extend(results.iter().zip(&stripe.nodes).filter(|(r, _)| r.is_err()).map(|(_, &n)| n));
             self.free_stripes_best_effort(std::iter::once(&stripe)).await;
+        }
+        if only_full {
+            return Err(DataPathError::Posix(Errno::ENOSPC));
         }
         Err(DataPathError::NoDurablePlacement { attempts: self.config.write_attempts_max, failed_nodes })
     }
