@@ -10,12 +10,22 @@
 //! simulated disk (`tests/conformance.rs`).
 
 mod aligned;
+pub mod bench;
+pub mod cli;
+pub mod client;
 mod clock;
 mod file_disk;
+pub mod local;
+pub mod net;
+pub mod node;
+pub mod observe;
 mod rng;
 mod spawn;
 
 pub use clock::{RealClock, RealWallClock};
 pub use file_disk::{FileDisk, FileDiskError, IoMode, MIN_CAPACITY_BYTES};
+pub use net::{
+    ENDPOINT_BITS, SocketIo, TcpNet, TokioIo, Transport, TransportConfig, TransportError, TransportStats, base_of,
+};
 pub use rng::{os_seed, os_seeded_rng};
 pub use spawn::TokioSpawn;

@@ -77,9 +77,13 @@ pub struct BenchArgs {
     /// Progress on stderr: auto (a line redrawn on a terminal, else plain lines), lines, off.
     #[arg(long, default_value = "auto")]
     pub progress: String,
-    /// Keep the run directory of a dir: target (it is removed otherwise, unless a result was wrong).
+    /// Keep the run directory of a dir: or cluster: target (it is removed otherwise, unless a result was
+    /// wrong).
     #[arg(long)]
     pub keep: bool,
+    /// The file system a cluster: target runs in (its run directory is made there).
+    #[arg(long, default_value = "default")]
+    pub fs: String,
 }
 
 /// Where a run goes.
@@ -178,6 +182,37 @@ pub trait SimRunner {
     ) -> Result<RunReport, String>;
 }
 
+/// A real cluster, supplied by a binary that links the client (`tessera bench`).
+pub trait ClusterRunner {
+    /// One run of `workload` on the cluster one of whose nodes listens at `address`, in a fresh
+    /// directory of file system `fs` (removed afterwards unless `keep` or a result was wrong).
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &self,
+        workload: &dyn Workload,
+        params: &Params,
+        options: &RunOptions,
+        address: &str,
+        fs: &str,
+        keep: bool,
+        sink: &dyn ProgressSink,
+        progress: &Arc<AtomicU64>,
+    ) -> Result<RunReport, String>;
+}
+
+/// The targets a binary links besides directories.
+#[derive(Clone, Copy, Default)]
+pub struct Runners<'a> {
+    pub sim: Option<&'a dyn SimRunner>,
+    pub cluster: Option<&'a dyn ClusterRunner>,
+}
+
+impl std::fmt::Debug for Runners<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runners").field("sim", &self.sim.is_some()).field("cluster", &self.cluster.is_some()).finish()
+    }
+}
+
 /// Progress on stderr: phase lines, and while a phase runs its operation count.
 struct Progress {
     style: Style,
@@ -266,7 +301,7 @@ pub struct BenchOutcome {
 
 /// Run the command; the process exit status follows from the result (`Err`: bad arguments or a target
 /// that cannot run, exit 2; `bad > 0`: exit 1).
-pub fn run_bench(args: &BenchArgs, sim: Option<&dyn SimRunner>) -> Result<BenchOutcome, String> {
+pub fn run_bench(args: &BenchArgs, runners: Runners<'_>) -> Result<BenchOutcome, String> {
     let target = TargetSpec::parse(&args.target)?;
     let loads = parse_loads(&args.load)?;
     let duration_ns = parse_duration_ns(&args.duration)?;
@@ -283,13 +318,10 @@ pub fn run_bench(args: &BenchArgs, sim: Option<&dyn SimRunner>) -> Result<BenchO
         None => None,
     };
     let workload = suite::by_name(&args.workload, config.as_deref()).map_err(|e| e.to_string())?;
-    if let TargetSpec::Cluster { address } = &target {
-        return Err(format!(
-            "cluster:{address}: running against a real cluster needs the tessera node binary and its client \
-             transport, which are not built yet (issue 8); use dir:PATH on a mount or sim meanwhile"
-        ));
+    if let (TargetSpec::Cluster { address }, None) = (&target, runners.cluster) {
+        return Err(format!("cluster:{address}: this binary has no cluster client; use `tessera bench`"));
     }
-    if let (TargetSpec::Sim { .. }, None) = (&target, sim) {
+    if let (TargetSpec::Sim { .. }, None) = (&target, runners.sim) {
         return Err("this binary has no simulated cluster; use tessera-bench from tessera-sim".into());
     }
     std::fs::create_dir_all(&args.out).map_err(|e| format!("--out {}: {e}", args.out.display()))?;
@@ -302,7 +334,7 @@ pub fn run_bench(args: &BenchArgs, sim: Option<&dyn SimRunner>) -> Result<BenchO
             Progress { style, load, ops: ops.clone(), phase: Mutex::new(None), stop: AtomicBool::new(false) };
         let report = std::thread::scope(|scope| {
             scope.spawn(|| progress.ticker());
-            let report = run_one(&target, &*workload, &params, &options, &progress, &ops, sim, args.keep);
+            let report = run_one(&target, &*workload, &params, &options, &progress, &ops, runners, args);
             progress.stop.store(true, Ordering::Relaxed);
             report
         })?;
@@ -342,9 +374,10 @@ fn run_one(
     options: &RunOptions,
     progress: &Progress,
     ops: &Arc<AtomicU64>,
-    sim: Option<&dyn SimRunner>,
-    keep: bool,
+    runners: Runners<'_>,
+    args: &BenchArgs,
 ) -> Result<RunReport, String> {
+    let keep = args.keep;
     match target {
         TargetSpec::Dir(base) => {
             let mut dir = DirTarget::create(base, workload.name()).map_err(|e| e.to_string())?;
@@ -361,10 +394,13 @@ fn run_one(
             Ok(report)
         }
         TargetSpec::Sim { nodes } => {
-            let sim = sim.ok_or("no simulated cluster in this binary")?;
+            let sim = runners.sim.ok_or("no simulated cluster in this binary")?;
             sim.run(workload, params, options, *nodes, progress, ops)
         }
-        TargetSpec::Cluster { address } => Err(format!("cluster:{address}: not available yet")),
+        TargetSpec::Cluster { address } => {
+            let cluster = runners.cluster.ok_or("no cluster client in this binary")?;
+            cluster.run(workload, params, options, address, &args.fs, keep, progress, ops)
+        }
     }
 }
 

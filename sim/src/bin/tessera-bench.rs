@@ -37,7 +37,8 @@ impl SimRunner for Sim {
 
 fn main() -> ExitCode {
     let args = BenchArgs::parse();
-    match tessera_workloads::cli::run_bench(&args, Some(&Sim)) {
+    let runners = tessera_workloads::cli::Runners { sim: Some(&Sim), cluster: None };
+    match tessera_workloads::cli::run_bench(&args, runners) {
         Ok(outcome) if outcome.bad == 0 => ExitCode::SUCCESS,
         Ok(_) => ExitCode::from(1),
         Err(message) => {

@@ -1,0 +1,8 @@
+//! One storage node of a real cluster: its configuration ([`spec`]), drives ([`drives`]), admin endpoint
+//! and failure detector ([`admin`]), and the boot that composes the cluster logic over the real
+//! environment ([`run`]).
+
+pub mod admin;
+pub mod drives;
+pub mod run;
+pub mod spec;
