@@ -124,9 +124,7 @@ impl<C: Clock, W: WallClock, N: Net, R: Rng> DataClient<C, W, N, R> {
             if results.contains(&Err(ChunkError::Closed)) {
                 return Err(DataPathError::Closed);
             }
-            only_full &= results
-                .iter()
-                .all(|r| matches!(r, Ok(()) | Err(ChunkError::Data(DataError::NoSpace { .. }))));
+            only_full &= results.iter().all(|r| matches!(r, Ok(()) | Err(ChunkError::Data(DataError::NoSpace { .. }))));
             failed_nodes.extend(results.iter().zip(&stripe.nodes).filter(|(r, _)| r.is_err()).map(|(_, &n)| n));
             self.free_stripes_best_effort(std::iter::once(&stripe)).await;
         }
