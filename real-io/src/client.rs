@@ -221,7 +221,16 @@ impl ClusterClient {
             creds: Credentials::root(),
             admin_seq: rng.next_u64() >> 1,
         };
-        client.refresh_live_nodes().await;
+        if !client.refresh_live_nodes().await {
+            let addresses: Vec<&str> = client.spec.members.iter().map(|m| m.address.as_str()).collect();
+            return Err(CliError::Failed {
+                path: "cluster".into(),
+                message: format!(
+                    "no node answers (tried {}); is the cluster running? (`tessera cluster up` starts a local one)",
+                    addresses.join(", ")
+                ),
+            });
+        }
         Ok(client)
     }
 
@@ -233,17 +242,19 @@ impl ClusterClient {
         &mut self.data
     }
 
-    /// Places new stripes only on members the first answering node does not consider dead.
-    pub async fn refresh_live_nodes(&mut self) {
+    /// Places new stripes only on members the first answering node does not consider dead. False if no
+    /// node answered.
+    pub async fn refresh_live_nodes(&mut self) -> bool {
         let ids: Vec<u64> = self.spec.members.iter().map(|m| m.id).collect();
         for id in ids {
             if let Some(status) = self.node_status(NodeId(id), 1_000).await {
                 let dead: Vec<u64> = status.peers.iter().filter(|p| p.dead).map(|p| p.id).collect();
                 let live = self.spec.placement_nodes().into_iter().filter(|n| !dead.contains(&n.id.0)).collect();
                 self.data.set_nodes(live);
-                return;
+                return true;
             }
         }
+        false
     }
 
     /// One node's status, or `None` if it did not answer within `timeout_ms`.

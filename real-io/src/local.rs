@@ -157,6 +157,20 @@ pub fn create(options: &UpOptions, cluster_id: u128, created_unix_ns: u64) -> Re
         return Err(CliError::Usage(format!("{} already holds a cluster", options.dir.display())));
     }
     let (spec, configs) = plan(options, cluster_id, created_unix_ns)?;
+    // File drives are sparse: a host file system that cannot back them fails writes later, and a drive
+    // that failed a write is fenced for good. Refuse up front instead.
+    let needed: u64 = configs.iter().flat_map(|c| &c.drives).filter_map(|d| d.size_bytes).sum();
+    let existing = options.dir.ancestors().find(|p| p.exists()).unwrap_or(Path::new("."));
+    if let Some(free) = free_bytes(existing)
+        && free < needed
+    {
+        return Err(CliError::Usage(format!(
+            "the drives need {} MiB but the file system of {} has {} MiB free; use a smaller --drive-size or fewer --nodes",
+            needed >> 20,
+            options.dir.display(),
+            free >> 20
+        )));
+    }
     for c in &configs {
         for port in [Some(&c.listen), c.metrics_listen.as_ref()].into_iter().flatten() {
             if let Err(e) = TcpListener::bind(port.as_str()) {
@@ -248,9 +262,22 @@ pub fn stop_all(dir: &Path, report: &mut dyn FnMut(&str)) -> Result<usize, CliEr
     Ok(running.len())
 }
 
+/// Bytes available to an unprivileged user on the file system holding `path` (`None` if unknown).
+pub fn free_bytes(path: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    #[allow(unsafe_code)]
+    // SAFETY: statvfs(3) writes only into the zeroed struct we own; the path is a valid C string.
+    let (rc, stat) = unsafe {
+        let mut stat: libc::statvfs = std::mem::zeroed();
+        let rc = libc::statvfs(c_path.as_ptr(), &mut stat);
+        (rc, stat)
+    };
+    (rc == 0).then(|| stat.f_bavail.saturating_mul(stat.f_frsize))
+}
+
 /// Send `sig` to `pid` (no effect if it is gone).
 pub fn signal(pid: i32, sig: i32) {
-    // SAFETY-free: libc::kill is a plain syscall wrapper; a stale pid was checked by the caller.
     #[allow(unsafe_code)]
     // SAFETY: kill(2) has no memory-safety preconditions.
     unsafe {

@@ -266,6 +266,19 @@ fn bad_configs_ports_and_addresses_get_clear_errors() {
     // Invalid protection for the racks.
     let out = tessera(&["cluster", "up", "--dir", dir.to_str().unwrap(), "--racks", "3", "--protection", "4+2"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("distinct racks"), "{}", text(&out));
+    // Drives larger than the host file system can back.
+    let out = tessera(&[
+        "cluster",
+        "up",
+        "--dir",
+        dir.to_str().unwrap(),
+        "--drive-size",
+        "100000GiB",
+        "--base-port",
+        &base.to_string(),
+    ]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("MiB free"), "{}", text(&out));
+    assert!(!dir.join("cluster.toml").exists(), "a refused up left a cluster file");
     // An invalid node config: a typo'd key.
     let bad = tmp.path().join("node.toml");
     std::fs::write(&bad, "node_idd = 1\n").expect("write");
@@ -308,4 +321,40 @@ fn a_full_cluster_answers_enospc_and_keeps_what_it_stored() {
             assert!(back == content(i, 4 << 20), "file {i} changed");
         }
     });
+}
+
+#[test]
+fn a_cluster_stopped_and_started_again_serves_its_data() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("c");
+    let dir_s = dir.to_str().expect("utf-8");
+    let down = up(&dir, &["--nodes", "3", "--racks", "3"]);
+    let file = tmp.path().join("in.bin");
+    std::fs::write(&file, content(7, 3_000_000)).expect("write local file");
+    let out = tessera(&["mkdir", "-p", "/keep", "--dir", dir_s]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = tessera(&["put", file.to_str().unwrap(), "/keep/in.bin", "--dir", dir_s]);
+    assert!(out.status.success(), "{}", text(&out));
+    // Graceful stop: SIGTERM to every node.
+    let out = tessera(&["cluster", "down", "--dir", dir_s]);
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("stopped 3 nodes"), "{}", text(&out));
+    // A stopped cluster is reported as such, quickly and clearly.
+    let out = tessera(&["ls", "/", "--dir", dir_s]);
+    assert!(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("is the cluster running?"),
+        "{}",
+        text(&out)
+    );
+    // Started again on the same drives: the file is there, byte for byte.
+    let out = tessera(&["cluster", "up", "--dir", dir_s, "--no-demo"]);
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("using the existing cluster"),
+        "{}",
+        text(&out)
+    );
+    let back = tmp.path().join("out.bin");
+    let out = tessera(&["get", "/keep/in.bin", back.to_str().unwrap(), "--dir", dir_s]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(std::fs::read(&back).expect("read back") == content(7, 3_000_000), "the file changed across a restart");
+    drop(down);
 }
