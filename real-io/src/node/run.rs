@@ -206,7 +206,9 @@ pub async fn start_node(loaded: &LoadedNode) -> Result<RunningNode, NodeError> {
         rng.next_u64() >> 1,
     );
     let shared = NodeShared { map: data_map.clone(), repairs: repairs.clone(), progress: progress.clone() };
-    let rebuilder = Rebuilder::new(id, spec.shards, (meta, io), clock.clone(), shared, RebuildConfig::default());
+    // One stripe-scrub cycle a minute at most: the scrub reads every chunk of every stripe it checks.
+    let rebuild = RebuildConfig { scrub_cycle_interval_ms: 60_000, ..RebuildConfig::default() };
+    let rebuilder = Rebuilder::new(id, spec.shards, (meta, io), clock.clone(), shared, rebuild);
     tokio::spawn(rebuilder.run());
 
     // Admin endpoint and failure detector.

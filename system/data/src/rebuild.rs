@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tessera_config::placement::PlacementNode;
-use tessera_env::{Clock, Net, NodeId, Rng, WallClock, buggify, mark};
+use tessera_env::{Clock, MonoTime, Net, NodeId, Rng, WallClock, buggify, mark};
 use tessera_meta::client::{ClientError, MetaClient};
 use tessera_meta::content::{StripeId, StripeRef};
 use tessera_meta::{Errno, InodeId, MetaOp, MetaReply};
@@ -107,6 +107,10 @@ pub struct RebuildConfig {
     pub reclaim_batch_stripes: u32,
     /// Stripes the stripe scrub verifies per pass (0: no stripe scrub).
     pub scrub_stripes_per_pass: u32,
+    /// A new stripe-scrub cycle starts at least this long after the previous one started (0: at once,
+    /// within the same pass). Without it, a node whose shards hold few stripes re-scans them, one
+    /// metadata read per shard, many times a second.
+    pub scrub_cycle_interval_ms: u64,
 }
 
 impl Default for RebuildConfig {
@@ -118,6 +122,7 @@ impl Default for RebuildConfig {
             repairs_per_pass_max: 256,
             reclaim_batch_stripes: 256,
             scrub_stripes_per_pass: 64,
+            scrub_cycle_interval_ms: 0,
         }
     }
 }
@@ -177,6 +182,8 @@ struct ScrubCursor {
     repaired: u64,
     /// Whether the cycle under way could not check some stripe.
     incomplete: bool,
+    /// When the cycle under way began (the next may begin `scrub_cycle_interval_ms` later).
+    started: Option<MonoTime>,
 }
 
 impl<C: Clock, W: WallClock, N: Net, R: Rng> std::fmt::Debug for Rebuilder<C, W, N, R> {
@@ -489,7 +496,16 @@ impl<C: Clock, W: WallClock, N: Net, R: Rng> Rebuilder<C, W, N, R> {
             if self.map.lock().expect("data map").dead != map.dead {
                 break;
             }
+            if self.scrub.started.is_none() {
+                self.scrub.started = Some(self.clock.now());
+            }
             if self.scrub.shard_index >= shards.len() {
+                let interval = Duration::from_millis(self.config.scrub_cycle_interval_ms);
+                if let Some(started) = self.scrub.started
+                    && self.clock.now() < started + interval
+                {
+                    break;
+                }
                 let cycle = std::mem::take(&mut self.scrub);
                 {
                     let mut p = self.progress.lock().expect("progress");
