@@ -335,6 +335,20 @@ fn a_cluster_stopped_and_started_again_serves_its_data() {
     assert!(out.status.success(), "{}", text(&out));
     let out = tessera(&["put", file.to_str().unwrap(), "/keep/in.bin", "--dir", dir_s]);
     assert!(out.status.success(), "{}", text(&out));
+    // The nodes' metrics count the requests they served: chunk puts and metadata creates.
+    let mut served = String::new();
+    for id in 1..=3 {
+        let config = std::fs::read_to_string(dir.join(format!("node{id}/node.toml"))).expect("node config");
+        let metrics = config.lines().find_map(|l| l.strip_prefix("metrics_listen = ")).expect("metrics address");
+        served.push_str(&http_get(metrics.trim_matches('"'), "/metrics"));
+    }
+    for (service, op) in [("data", "put"), ("meta", "create"), ("meta", "write")] {
+        let pattern = format!("service=\"{service}\",op=\"{op}\",result=\"ok\"");
+        assert!(
+            served.lines().any(|l| l.starts_with("tessera_ops_total") && l.contains(&pattern) && !l.ends_with(" 0")),
+            "no {service} {op} counted:\n{served}"
+        );
+    }
     // Graceful stop: SIGTERM to every node.
     let out = tessera(&["cluster", "down", "--dir", dir_s]);
     assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("stopped 3 nodes"), "{}", text(&out));
@@ -357,4 +371,14 @@ fn a_cluster_stopped_and_started_again_serves_its_data() {
     assert!(out.status.success(), "{}", text(&out));
     assert!(std::fs::read(&back).expect("read back") == content(7, 3_000_000), "the file changed across a restart");
     drop(down);
+}
+
+/// The body of `GET path` from `address` (HTTP/1.1, connection closed by the server).
+fn http_get(address: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("connect to the metrics endpoint");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").expect("send");
+    let mut out = String::new();
+    stream.read_to_string(&mut out).expect("read");
+    out
 }

@@ -181,6 +181,7 @@ fn samples_are_copied_into_their_series() {
         messages_dropped_total: 7,
         send_queue_messages: 8,
         send_queue_bytes: 9,
+        hello_rejected_total: 10,
     };
     let node = NodeSample {
         shards_hosted: 21,

@@ -31,8 +31,9 @@ use crate::clock::{RealClock, RealWallClock};
 use crate::net::{Transport, TransportConfig};
 use crate::node::admin::{ADMIN_ENDPOINT_BIT, AdminShared, admin_endpoint, run_admin};
 use crate::node::drives::{DriveError, NodeDisk, OpenedStore, open_store};
+use crate::node::metered_net::{MeteredNet, Service};
 use crate::node::spec::{DriveRole, LoadedNode};
-use crate::observe::{MeteredDisk, Metrics, NetSample, NodeSample, serve_metrics};
+use crate::observe::{MeteredDisk, Metrics, NodeSample, serve_metrics};
 use crate::rng::os_seed;
 
 /// The bit that turns a node id into its rebuilder's metadata endpoint (as in the simulator).
@@ -146,8 +147,8 @@ pub async fn start_node(loaded: &LoadedNode) -> Result<RunningNode, NodeError> {
     let roots = BTreeMap::from([(0u16, (InodeId::ROOT, spec.created_unix_ns))]);
     let setup = HostSetup { genesis, roots, split_threshold_entries: tessera_meta::shard::SPLIT_THRESHOLD_DEFAULT };
     let log = RaftLogStore::open(meta_store).await.map_err(|e| NodeError::HostOpen(format!("raft log: {e}")))?;
-    let env =
-        HostEnv { id, clock: clock.clone(), wall: RealWallClock, net: transport.endpoint(id)?, rng: rng.fork("host") };
+    let host_net = MeteredNet::new(transport.endpoint(id)?, Service::Meta, metrics.clone());
+    let env = HostEnv { id, clock: clock.clone(), wall: RealWallClock, net: host_net, rng: rng.fork("host") };
     let host = MetaHost::open(env, HostConfig::default(), setup, log, maps, host_view.clone())
         .await
         .map_err(|e| NodeError::HostOpen(e.to_string()))?;
@@ -177,7 +178,7 @@ pub async fn start_node(loaded: &LoadedNode) -> Result<RunningNode, NodeError> {
     let chunk_host = ChunkHost::new(
         ChunkHostConfig::default(),
         clock.clone(),
-        transport.endpoint(data_endpoint(id))?,
+        MeteredNet::new(transport.endpoint(data_endpoint(id))?, Service::Data, metrics.clone()),
         server,
         repairs.clone(),
         progress.clone(),
@@ -263,20 +264,7 @@ struct Sampled {
 async fn sample_metrics(id: NodeId, clock: RealClock, transport: Transport, metrics: Metrics, sampled: Sampled) {
     let Sampled { admin, mut io, repairs, capacity_bytes } = sampled;
     loop {
-        let s = transport.stats();
-        metrics.update_net(&NetSample {
-            bytes_sent: s.bytes_sent,
-            bytes_received: s.bytes_received,
-            frames_sent: s.frames_sent,
-            frames_received: s.frames_received,
-            frames_rejected: s.frames_rejected,
-            connections_open: s.connections_open,
-            connects_total: s.connects_total,
-            connect_failures_total: s.connect_failures_total,
-            messages_dropped_total: s.messages_dropped_total,
-            send_queue_messages: s.send_queue_messages,
-            send_queue_bytes: s.send_queue_bytes,
-        });
+        metrics.update_net(&transport.stats());
         let status = admin.status(clock.now());
         let data = io.status(&[data_endpoint(id)]).await.into_iter().next().and_then(Result::ok).unwrap_or_default();
         let down = status.peers.iter().filter(|p| p.dead).count() as u64;

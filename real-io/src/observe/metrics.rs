@@ -49,23 +49,9 @@ type U64Counter = Counter<u64, AtomicU64>;
 type U64Gauge = Gauge<u64, AtomicU64>;
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
-/// Plain copies of the transport's counters (the node fills them from its transport's stats every second).
-/// Fields named `*_total` and the `bytes_*`/`frames_*` fields are cumulative since the transport started;
-/// `connections_open` and `send_queue_*` are current levels.
-#[derive(Clone, Debug, Default)]
-pub struct NetSample {
-    pub bytes_sent: u64,
-    pub bytes_received: u64,
-    pub frames_sent: u64,
-    pub frames_received: u64,
-    pub frames_rejected: u64,
-    pub connections_open: u64,
-    pub connects_total: u64,
-    pub connect_failures_total: u64,
-    pub messages_dropped_total: u64,
-    pub send_queue_messages: u64,
-    pub send_queue_bytes: u64,
-}
+/// The transport's counters, copied into the `tessera_net_*` series (`*_total`, `bytes_*` and `frames_*`
+/// are cumulative; `connections_open` and `send_queue_*` are levels).
+pub type NetSample = crate::net::TransportStats;
 
 /// What the node reports about itself every second. `rebuild_stripes_done`, `rebuild_bytes_done` and
 /// `rebuild_passes` are cumulative since the node started; the rest are current levels.
