@@ -22,7 +22,7 @@ step "main job smoke: README's local cluster (up, demo, status, put/get, down) a
 cluster_dir=$(mktemp -d)
 tessera() { cargo run --locked -q -p tessera-real-io -- "$@"; }
 trap 'tessera cluster down --dir "$cluster_dir" >/dev/null 2>&1 || true; rm -rf "$cluster_dir"' EXIT
-tessera cluster up --dir "$cluster_dir" --base-port 27100
+tessera cluster up --dir "$cluster_dir" --base-port 27100 --drive-size 256MiB
 tessera status --dir "$cluster_dir"
 head -c 5000000 /dev/urandom > "$cluster_dir/in.bin"
 tessera put "$cluster_dir/in.bin" /demo/in.bin --dir "$cluster_dir"

@@ -125,8 +125,9 @@ pub struct UpArgs {
     /// Node i listens on BASE+i and serves metrics on BASE+100+i.
     #[arg(long, default_value_t = 7100)]
     pub base_port: u16,
-    /// Size of each node's data drive (a sparse file), e.g. 1GiB, 512MiB.
-    #[arg(long, default_value = "1GiB", value_parser = parse_bytes)]
+    /// Size of each node's data drive (a sparse file; the file system must have room for all of them),
+    /// e.g. 1GiB, 512MiB.
+    #[arg(long, default_value = "512MiB", value_parser = parse_bytes)]
     pub drive_size: u64,
     /// A node silent this long is declared dead and its data rebuilt elsewhere (milliseconds).
     #[arg(long, default_value_t = 5_000)]

@@ -22,6 +22,8 @@ use crate::client::CliError;
 use crate::node::spec::{ClusterSpec, DriveRole, DriveSpec, MemberSpec, NodeConfig, ProtectionSpec, write_atomically};
 
 const MIB: u64 = 1024 * 1024;
+/// Size of each local node's metadata drive (the shards' Raft logs; a sparse file).
+pub const META_DRIVE_BYTES: u64 = 128 * MIB;
 /// Most nodes `cluster up` starts on one machine.
 pub const LOCAL_NODES_MAX: u32 = 64;
 /// How long `cluster down` waits for a node to exit after SIGTERM before it sends SIGKILL.
@@ -108,7 +110,7 @@ pub fn plan(
             log_level: "info".to_string(),
             log_file: None,
             drives: vec![
-                DriveSpec { path: "meta.img".into(), role: DriveRole::Meta, size_bytes: Some(256 * MIB) },
+                DriveSpec { path: "meta.img".into(), role: DriveRole::Meta, size_bytes: Some(META_DRIVE_BYTES) },
                 DriveSpec { path: "data0.img".into(), role: DriveRole::Data, size_bytes: Some(options.drive_bytes) },
             ],
         })
