@@ -23,7 +23,12 @@ pub const DEFAULT_DIR: &str = "./tessera-data";
     about = "Tessera: a scale-out distributed file system.",
     long_about = "Tessera: a scale-out distributed file system.\n\n\
         Start a local cluster with `tessera cluster up`; every other command finds it through the same\n\
-        --dir (default ./tessera-data), or reaches any cluster with --cluster HOST:PORT."
+        --dir (default ./tessera-data), or reaches any cluster with --cluster HOST:PORT. File commands work\n\
+        in file system `default` unless --fs NAME is given.",
+    after_help = "Examples:\n  tessera cluster up                      # 6 nodes in 3 racks under ./tessera-data, with a demo\n  \
+tessera status\n  tessera mkdir -p /data && tessera put ./file /data/file && tessera ls /data\n  \
+tessera get /data/file ./copy\n  tessera bench mdtest-easy --target cluster:127.0.0.1:7101 --load 4 --verify\n  \
+tessera cluster down\n\nMore: docs/OPERATIONS.md"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -47,21 +52,29 @@ pub enum Command {
     #[command(subcommand)]
     Fs(FsCommand),
     /// Copy a local file into the cluster (replacing what is at PATH).
+    #[command(after_help = "Example: tessera mkdir -p /isos && tessera put ./big.iso /isos/big.iso")]
     Put {
+        /// The local file to copy.
         local: PathBuf,
+        /// Where it goes in the file system (absolute; the parent directory must exist). It appears there
+        /// only when the whole copy is in: the bytes go to a temporary name that is then renamed.
         path: String,
         #[command(flatten)]
         at: FsTarget,
     },
     /// Copy a file out of the cluster into a local file.
+    #[command(after_help = "Example: tessera get /isos/big.iso ./copy.iso")]
     Get {
+        /// The file in the file system (absolute path).
         path: String,
+        /// The local file to write (replaced only once the whole copy is in).
         local: PathBuf,
         #[command(flatten)]
         at: FsTarget,
     },
     /// List a directory (or show one file).
     Ls {
+        /// The directory or file (absolute path in the file system).
         #[arg(default_value = "/")]
         path: String,
         #[command(flatten)]
@@ -69,6 +82,7 @@ pub enum Command {
     },
     /// Remove a file, or a directory tree with -r.
     Rm {
+        /// The file or directory (absolute path in the file system).
         path: String,
         /// Remove a directory and everything below it.
         #[arg(short, long)]
@@ -81,6 +95,7 @@ pub enum Command {
     Bench(tessera_workloads::cli::BenchArgs),
     /// Make a directory.
     Mkdir {
+        /// The new directory (absolute path in the file system).
         path: String,
         /// Make missing parents too; an existing directory is not an error.
         #[arg(short, long)]
@@ -171,6 +186,7 @@ pub struct FsTarget {
 pub enum FsCommand {
     /// Make a new, empty file system.
     Create {
+        /// Its name: one path component (it becomes the directory /NAME of the global namespace).
         name: String,
         #[command(flatten)]
         target: Target,
@@ -182,6 +198,7 @@ pub enum FsCommand {
     },
     /// Delete a file system and everything in it.
     Delete {
+        /// The file system's name.
         name: String,
         /// Required: deleting a file system cannot be undone.
         #[arg(long)]
