@@ -29,8 +29,9 @@ tessera put "$cluster_dir/in.bin" /demo/in.bin --dir "$cluster_dir"
 tessera get /demo/in.bin "$cluster_dir/out.bin" --dir "$cluster_dir"
 cmp "$cluster_dir/in.bin" "$cluster_dir/out.bin"
 for w in mdtest-easy ior-easy; do # the workload runner on the real cluster; a wrong byte fails CI
-    tessera bench "$w" --target cluster:127.0.0.1:27101 --load 2 --duration 1s --verify --progress off \
-        --out target/bench-smoke | grep -m1 '^errors:'
+    out=$(tessera bench "$w" --target cluster:127.0.0.1:27101 --load 2 --duration 1s --verify --progress off \
+        --out target/bench-smoke) || { printf '%s\n' "$out"; echo "bench $w on the cluster FAILED"; exit 1; }
+    printf '%-12s cluster %s\n' "$w" "$(grep -m1 '^errors:' <<<"$out")"
 done
 tessera cluster down --dir "$cluster_dir"
 cargo run --locked -q -p tessera-sim -- run --seed 1

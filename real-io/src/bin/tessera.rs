@@ -9,6 +9,12 @@ use tessera_workloads::cli::Runners;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Node { .. }) {
+        // A command whose output goes into a pipe that closes early (`tessera ls / | head`) ends quietly,
+        // as other command-line tools do, instead of panicking on the failed print. Not for the node: it
+        // runs with Rust's default (SIGPIPE ignored), so a peer closing a socket is an error, not death.
+        restore_default_sigpipe();
+    }
     let result = match cli.command {
         Command::Node { config } => run_node(&config),
         Command::Cluster(ClusterCommand::Up(args)) => cluster_up(&args).map_err(|e| e.to_string()),
@@ -36,5 +42,14 @@ fn main() -> ExitCode {
             eprintln!("tessera: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn restore_default_sigpipe() {
+    #[allow(unsafe_code)]
+    // SAFETY: signal(2) with SIG_DFL installs no handler; nothing else in this process has changed the
+    // disposition of SIGPIPE, and no thread runs yet.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
