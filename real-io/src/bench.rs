@@ -9,20 +9,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tessera_data::client::{DataClient, DataClientConfig};
-use tessera_data::data_endpoint;
-use tessera_env::{Clock, DetRng, NodeId, Rng};
+use tessera_env::{Clock, DetRng};
 use tessera_meta::InodeId;
-use tessera_meta::client::{ClientConfig, MetaClient, ShardDirectory};
 use tessera_workloads::cluster::ClusterExec;
 use tessera_workloads::metrics::{PhaseReport, RunReport};
-use tessera_workloads::run::{ProgressSink, RunOptions, Target, TargetError, phase_report, run_process, run_workload};
+use tessera_workloads::run::{ProgressSink, RunOptions, Target, TargetError, finish_phase, run_process, run_workload};
 use tessera_workloads::workload::{Params, Phase, Process, Workload};
 
-use crate::client::{ClusterClient, ClusterSource, load_spec};
+use crate::client::{ClusterClient, ClusterSource, data_client, load_spec};
 use crate::clock::{RealClock, RealWallClock};
-use crate::net::{TcpNet, Transport};
-use crate::node::spec::ClusterSpec;
+use crate::net::TcpNet;
 use crate::rng::os_seed;
 
 /// Most workload processes one run may have against a real cluster (each holds a connection per node).
@@ -48,10 +44,7 @@ pub fn run_cluster_bench(
     if procs > PROCS_MAX {
         return Err(format!("{}: {procs} processes, a real-cluster run takes at most {PROCS_MAX}", workload.name()));
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let runtime = crate::cli::client_runtime().map_err(|e| e.to_string())?;
     runtime.block_on(async {
         let mut admin = ClusterClient::connect(source).await.map_err(|e| e.to_string())?;
         admin.enter_fs(fs).await.map_err(|e| e.to_string())?;
@@ -88,34 +81,9 @@ fn source_name(source: &ClusterSource) -> String {
 /// One process's client: its own transport and ids, the run's shared clock, paths from `root`.
 async fn new_exec(source: &ClusterSource, clock: &RealClock, root: InodeId) -> Result<Exec, String> {
     let (spec, transport, id) = load_spec(source).await.map_err(|e| e.to_string())?;
-    let client = data_client(&spec, &transport, id, clock).map_err(|e| e.to_string())?;
-    Ok(ClusterExec::new(client, clock.clone(), root))
-}
-
-/// A data client on `transport` (base id `id`), its clock `clock`.
-pub fn data_client(
-    spec: &ClusterSpec,
-    transport: &Transport,
-    id: NodeId,
-    clock: &RealClock,
-) -> Result<DataClient<RealClock, RealWallClock, TcpNet, DetRng>, String> {
-    for m in &spec.members {
-        transport.set_peer_address(NodeId(m.id), &m.address).map_err(|e| e.to_string())?;
-    }
     let mut rng = DetRng::from_seed(os_seed());
-    let directory = ShardDirectory::new(&spec.genesis_map(), 1).map_err(|e| e.to_string())?;
-    let meta_config = ClientConfig { op_timeout_ms: 60_000, ..ClientConfig::default() };
-    let net = transport.endpoint(id).map_err(|e| e.to_string())?;
-    let meta = MetaClient::new(id.0, directory, meta_config, clock.clone(), RealWallClock, net, rng.fork("meta"))
-        .map_err(|e| e.to_string())?;
-    let config = DataClientConfig {
-        protection: spec.protection.0,
-        inline_max_bytes: spec.inline_max_bytes,
-        request_timeout_ms: 2_000,
-        ..DataClientConfig::default()
-    };
-    let data_net = transport.endpoint(data_endpoint(id)).map_err(|e| e.to_string())?;
-    DataClient::new(meta, data_net, clock.clone(), &mut rng, config, spec.placement_nodes()).map_err(|e| e.to_string())
+    let client = data_client(&spec, &transport, id, clock, &mut rng, 60_000).map_err(|e| e.to_string())?;
+    Ok(ClusterExec::new(client, clock.clone(), root))
 }
 
 struct RealCluster {
@@ -163,18 +131,11 @@ impl Target for RealCluster {
             }
         };
         progress.store(done_ops.load(Ordering::Relaxed), Ordering::Relaxed);
-        let mut back = Vec::with_capacity(results.len());
-        let mut recorders = Vec::with_capacity(results.len());
-        let mut end_ns = started_ns;
-        for (slot, result) in self.execs.iter_mut().zip(results) {
-            let (exec, process, recorder, done_ns) =
-                result.map_err(|e| TargetError::Failed(format!("a client task failed: {e}")))?;
-            *slot = Some(exec);
-            back.push(process);
-            recorders.push(recorder);
-            end_ns = end_ns.max(done_ns);
-        }
-        Ok((back, phase_report(phase, &recorders, options, end_ns - started_ns)))
+        let done = results
+            .into_iter()
+            .map(|result| result.map_err(|e| TargetError::Failed(format!("a client task failed: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(finish_phase(phase, options, started_ns, &mut self.execs, done))
     }
 }
 

@@ -231,12 +231,17 @@ pub fn human_bytes(bytes: u64) -> String {
     format!("{bytes} B")
 }
 
-/// Run a client-side command on a fresh multi-thread runtime. Returns the process exit code.
-pub fn run_client(command: Command) -> Result<(), CliError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+/// The multi-thread runtime a client-side command runs on.
+pub fn client_runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|source| CliError::Local { what: "cannot start the async runtime".into(), source })?;
+        .map_err(|source| CliError::Local { what: "cannot start the async runtime".into(), source })
+}
+
+/// Run a client-side command on a fresh multi-thread runtime. Returns the process exit code.
+pub fn run_client(command: Command) -> Result<(), CliError> {
+    let runtime = client_runtime()?;
     runtime.block_on(client_command(command))
 }
 
@@ -401,11 +406,7 @@ pub async fn status(target: &Target) -> Result<(), CliError> {
         if let Some(d) = d {
             used += d.used_bytes;
             cap += d.used_bytes + d.free_bytes;
-            rebuild.stripes_found += d.rebuild.stripes_found;
-            rebuild.stripes_done += d.rebuild.stripes_done;
-            rebuild.bytes_rebuilt += d.rebuild.bytes_rebuilt;
-            rebuild.stripes_unrecoverable += d.rebuild.stripes_unrecoverable;
-            rebuild.idle &= d.rebuild.idle;
+            rebuild.add_rebuild(&d.rebuild);
         }
         println!(
             "{:<5} {:<5} {:<22} {:<12} {:>7} {:>5} {:>9} {:>21}",
@@ -519,10 +520,7 @@ pub fn cluster_up(args: &UpArgs) -> Result<(), CliError> {
         println!("started node {} (pid {}), log {}", node.id, child.id(), node.log.display());
         children.push((node.clone(), child));
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|source| CliError::Local { what: "cannot start the async runtime".into(), source })?;
+    let runtime = client_runtime()?;
     runtime.block_on(async {
         let mut client = ClusterClient::connect(&ClusterSource::Dir(args.dir.clone())).await?;
         eprint!("waiting for every metadata shard to elect a leader ...");
@@ -574,9 +572,14 @@ async fn demo(client: &mut ClusterClient) -> Result<(), CliError> {
     client.mkdir("/demo", true).await?;
     println!("demo: writing files into default:/demo");
     let files: [(&str, usize); 3] = [("hello.txt", 0), ("one-mib.bin", 1 << 20), ("eight-mib.bin", 8 << 20)];
-    for (name, size) in files {
+    for (content, (name, size)) in (1u64..).zip(files) {
         let path = format!("/demo/{name}");
-        let bytes = if size == 0 { b"hello from tessera\n".to_vec() } else { demo_bytes(name, size) };
+        let bytes = if size == 0 {
+            b"hello from tessera\n".to_vec()
+        } else {
+            // The workloads' content pattern: byte i is a fixed function of (content, i).
+            tessera_workloads::op::content_bytes(content, 0, size)
+        };
         match client.remove(&path, false, &mut |_| {}).await {
             Ok(_) | Err(CliError::Posix { errno: tessera_meta::Errno::ENOENT, .. }) => {}
             Err(e) => return Err(e),
@@ -593,18 +596,6 @@ async fn demo(client: &mut ClusterClient) -> Result<(), CliError> {
     print_listing(&client.list("/demo").await?);
     println!("demo: every file read back byte for byte");
     Ok(())
-}
-
-fn demo_bytes(name: &str, size: usize) -> Vec<u8> {
-    let mut x: u64 = name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
-    (0..size)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 #[cfg(test)]

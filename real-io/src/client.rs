@@ -171,38 +171,9 @@ impl ClusterClient {
         transport: Transport,
         id: NodeId,
     ) -> Result<ClusterClient, CliError> {
-        for m in &spec.members {
-            transport.set_peer_address(NodeId(m.id), &m.address)?;
-        }
         let clock = RealClock::new();
         let mut rng = DetRng::from_seed(os_seed());
-        let directory = ShardDirectory::new(&spec.genesis_map(), 1).expect("a validated spec gives a routable map");
-        let meta_config = ClientConfig { op_timeout_ms: 30_000, ..ClientConfig::default() };
-        let meta = MetaClient::new(
-            id.0,
-            directory,
-            meta_config,
-            clock.clone(),
-            RealWallClock,
-            transport.endpoint(id)?,
-            rng.fork("meta"),
-        )
-        .map_err(|e| CliError::Usage(e.to_string()))?;
-        let config = DataClientConfig {
-            protection: spec.protection.0,
-            inline_max_bytes: spec.inline_max_bytes,
-            request_timeout_ms: 2_000,
-            ..DataClientConfig::default()
-        };
-        let data = DataClient::new(
-            meta,
-            transport.endpoint(data_endpoint(id))?,
-            clock.clone(),
-            &mut rng,
-            config,
-            spec.placement_nodes(),
-        )
-        .map_err(|e| CliError::Usage(e.to_string()))?;
+        let data = data_client(&spec, &transport, id, &clock, &mut rng, 30_000)?;
         let admin = transport.endpoint(NodeId(id.0 | ADMIN_ENDPOINT_BIT))?;
         let status_io = StripeIo::new(
             clock.clone(),
@@ -554,6 +525,35 @@ impl ClusterClient {
             }
         }
     }
+}
+
+/// A data client of the cluster `spec` on `transport` (base id `id`, also its metadata client id), on
+/// `clock`; a metadata operation gives up after `op_timeout_ms`. Tells the transport where every member is.
+pub fn data_client(
+    spec: &ClusterSpec,
+    transport: &Transport,
+    id: NodeId,
+    clock: &RealClock,
+    rng: &mut DetRng,
+    op_timeout_ms: u64,
+) -> Result<RealDataClient, CliError> {
+    for m in &spec.members {
+        transport.set_peer_address(NodeId(m.id), &m.address)?;
+    }
+    let directory = ShardDirectory::new(&spec.genesis_map(), 1).expect("a validated spec gives a routable map");
+    let meta_config = ClientConfig { op_timeout_ms, ..ClientConfig::default() };
+    let net = transport.endpoint(id)?;
+    let meta = MetaClient::new(id.0, directory, meta_config, clock.clone(), RealWallClock, net, rng.fork("meta"))
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let config = DataClientConfig {
+        protection: spec.protection.0,
+        inline_max_bytes: spec.inline_max_bytes,
+        request_timeout_ms: 2_000,
+        ..DataClientConfig::default()
+    };
+    let data_net = transport.endpoint(data_endpoint(id))?;
+    DataClient::new(meta, data_net, clock.clone(), rng, config, spec.placement_nodes())
+        .map_err(|e| CliError::Usage(e.to_string()))
 }
 
 /// `/a/b/c` -> (`/a/b`, `c`); `/c` -> (`/`, `c`).

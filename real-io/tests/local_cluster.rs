@@ -71,17 +71,9 @@ fn up(dir: &Path, extra: &[&str]) -> Down {
     down
 }
 
-/// Deterministic content of file `i`.
+/// Deterministic content of file `i` (the workloads' content pattern).
 fn content(i: u64, size: usize) -> Vec<u8> {
-    let mut x = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..size)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    tessera_workloads::op::content_bytes(i, 0, size)
 }
 
 fn size_of(i: u64) -> usize {

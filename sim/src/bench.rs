@@ -27,7 +27,7 @@ use tessera_meta::InodeId;
 use tessera_meta::client::{ClientConfig, ShardDirectory};
 use tessera_workloads::cluster::ClusterExec;
 use tessera_workloads::metrics::{PhaseReport, RunReport};
-use tessera_workloads::run::{ProgressSink, RunOptions, Target, TargetError, phase_report, run_process, run_workload};
+use tessera_workloads::run::{ProgressSink, RunOptions, Target, TargetError, finish_phase, run_process, run_workload};
 use tessera_workloads::workload::{Params, Phase, Process, Workload};
 
 use crate::cluster::{Cluster, NodeSpec};
@@ -131,7 +131,7 @@ impl fmt::Display for SimBenchConfigError {
             ),
             SimBenchConfigError::TooFewRacks { racks, needed, protection } => {
                 if u64::from(protection.failure_domains_needed()) >= *needed {
-                    let name = protection_name(*protection);
+                    let name = protection.to_string();
                     write!(f, "{name} needs at least {needed} racks (one per chunk), the cluster has {racks}")
                 } else {
                     write!(f, "the {needed} metadata replicas need as many racks, the cluster has {racks}")
@@ -158,14 +158,6 @@ impl std::error::Error for SimBenchConfigError {}
 
 /// Metadata replicas per shard (fixed).
 const METADATA_REPLICAS: u64 = 3;
-
-/// `4+2`, `3 copies`.
-fn protection_name(protection: Protection) -> String {
-    match protection {
-        Protection::ErasureCoded { data, parity } => format!("{data}+{parity}"),
-        Protection::Replicated { copies } => format!("{copies} copies"),
-    }
-}
 
 impl SimBenchConfig {
     pub fn racks(&self) -> u64 {
@@ -206,7 +198,7 @@ impl SimBenchConfig {
 
     /// How the target names itself in reports: `sim:8 nodes, 8 racks, 4+2`.
     pub fn describe(&self) -> String {
-        format!("sim:{} nodes, {} racks, {}", self.nodes, self.racks(), protection_name(self.protection))
+        format!("sim:{} nodes, {} racks, {}", self.nodes, self.racks(), self.protection)
     }
 
     /// The data clients' configuration (long timeouts: a fault-free cluster answers, a slow one is
@@ -360,18 +352,14 @@ impl Target for SimCluster {
             }
         };
         progress.store(done_ops.load(Ordering::Relaxed), Ordering::Relaxed);
-        let mut back = Vec::with_capacity(results.len());
-        let mut recorders = Vec::with_capacity(results.len());
-        let mut end_ns = started_ns;
-        for ((node, slot), result) in self.clients.iter_mut().zip(results) {
-            let (exec, process, recorder, done_ns) =
-                result.map_err(|e| TargetError::Failed(format!("client {node}: task failed: {e}")))?;
-            *slot = Some(exec);
-            back.push(process);
-            recorders.push(recorder);
-            end_ns = end_ns.max(done_ns);
-        }
-        let report = phase_report(phase, &recorders, options, end_ns - started_ns);
-        Ok((back, report))
+        let done = self
+            .clients
+            .iter()
+            .zip(results)
+            .map(|((node, _), result)| {
+                result.map_err(|e| TargetError::Failed(format!("client {node}: task failed: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(finish_phase(phase, options, started_ns, self.clients.iter_mut().map(|(_, slot)| slot), done))
     }
 }

@@ -138,6 +138,34 @@ pub async fn run_process<E: Executor>(
 /// its last process finished. A paced phase with a duration lasts at least that duration: its processes
 /// stop issuing when the next operation would fall due after the deadline, and the time until the
 /// deadline is part of the rate they were asked for.
+/// What one process's task hands back when its phase ends: its executor, its process, what it recorded
+/// and when it finished (nanoseconds on the phase's clock).
+pub type ProcessDone<E> = (E, Box<dyn Process>, Recorder, u64);
+
+/// The end of a phase run as one task per process (the simulated and the real cluster): every executor
+/// back into its slot, in process order; the processes for the next phase; and the phase's report. The
+/// phase lasts until its last process finished.
+pub fn finish_phase<'a, E: 'a>(
+    phase: &Phase,
+    options: &RunOptions,
+    started_ns: u64,
+    slots: impl IntoIterator<Item = &'a mut Option<E>>,
+    done: Vec<ProcessDone<E>>,
+) -> (Vec<Box<dyn Process>>, PhaseReport) {
+    let mut processes = Vec::with_capacity(done.len());
+    let mut recorders = Vec::with_capacity(done.len());
+    let mut end_ns = started_ns;
+    let mut slots = slots.into_iter();
+    for (exec, process, recorder, done_ns) in done {
+        *slots.next().expect("a slot for every process") = Some(exec);
+        processes.push(process);
+        recorders.push(recorder);
+        end_ns = end_ns.max(done_ns);
+    }
+    assert!(slots.next().is_none(), "a process for every slot");
+    (processes, phase_report(phase, &recorders, options, end_ns - started_ns))
+}
+
 pub fn phase_report(phase: &Phase, recorders: &[Recorder], options: &RunOptions, elapsed_ns: u64) -> PhaseReport {
     let mut merged = Recorder::new(options.interval_ns);
     for recorder in recorders {

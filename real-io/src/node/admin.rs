@@ -41,6 +41,14 @@ pub enum AdminRequest {
     Status { seq: u64 },
 }
 
+impl AdminRequest {
+    pub fn seq(&self) -> u64 {
+        match self {
+            AdminRequest::Ping { seq } | AdminRequest::Describe { seq } | AdminRequest::Status { seq } => *seq,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AdminReply {
     Pong { seq: u64 },
@@ -258,9 +266,7 @@ pub async fn ask<N: Net, C: Clock>(
     resend_ms: u64,
     timeout_ms: u64,
 ) -> Option<AdminReply> {
-    let seq = match &request {
-        AdminRequest::Ping { seq } | AdminRequest::Describe { seq } | AdminRequest::Status { seq } => *seq,
-    };
+    let seq = request.seq();
     let deadline = clock.now() + Duration::from_millis(timeout_ms);
     let bytes = AdminMessage::Request(request).encode();
     loop {

@@ -25,7 +25,7 @@ use tessera_meta::client::{ClientConfig, MetaClient, ShardDirectory};
 use tessera_meta::host::{
     EpochMap, HostConfig, HostEnv, HostSetup, HostView, MetaHost, SharedHostView, SharedShardMap,
 };
-use tessera_raft::{RaftLogStore, RaftRole};
+use tessera_raft::RaftLogStore;
 
 use crate::clock::{RealClock, RealWallClock};
 use crate::net::{Transport, TransportConfig};
@@ -268,13 +268,9 @@ async fn sample_metrics(id: NodeId, clock: RealClock, transport: Transport, metr
         let status = admin.status(clock.now());
         let data = io.status(&[data_endpoint(id)]).await.into_iter().next().and_then(Result::ok).unwrap_or_default();
         let down = status.peers.iter().filter(|p| p.dead).count() as u64;
-        let leaders = {
-            let view = admin.host_view.lock().expect("host view lock");
-            view.groups.values().filter(|g| g.status.role == RaftRole::Leader).count() as u64
-        };
         metrics.update_node(&NodeSample {
             shards_hosted: status.shards_hosted,
-            shards_led: leaders,
+            shards_led: status.shards_led,
             chunks_stored: data.chunks,
             data_bytes_used: data.used_bytes,
             data_bytes_capacity: capacity_bytes,

@@ -77,10 +77,7 @@ impl ProtectionSpec {
 
 impl fmt::Display for ProtectionSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Protection::ErasureCoded { data, parity } => write!(f, "{data}+{parity}"),
-            Protection::Replicated { copies } => write!(f, "{copies} copies"),
-        }
+        self.0.fmt(f)
     }
 }
 

@@ -97,6 +97,16 @@ pub enum Protection {
     ErasureCoded { data: u8, parity: u8 },
 }
 
+/// `4+2` (erasure coding), `3 copies` (replication): how operators and reports name a protection.
+impl std::fmt::Display for Protection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Protection::ErasureCoded { data, parity } => write!(f, "{data}+{parity}"),
+            Protection::Replicated { copies } => write!(f, "{copies} copies"),
+        }
+    }
+}
+
 impl Protection {
     /// Distinct failure domains one stripe (or one set of copies) needs.
     pub fn failure_domains_needed(self) -> u32 {

@@ -76,6 +76,18 @@ pub struct RebuildProgress {
     pub scrub_clean: bool,
 }
 
+impl RebuildProgress {
+    /// Adds `other`'s rebuild counters into these (a cluster-wide sum); `idle` only while both are.
+    /// Scrub fields are per node and left alone.
+    pub fn add_rebuild(&mut self, other: &RebuildProgress) {
+        self.stripes_found += other.stripes_found;
+        self.stripes_done += other.stripes_done;
+        self.bytes_rebuilt += other.bytes_rebuilt;
+        self.stripes_unrecoverable += other.stripes_unrecoverable;
+        self.idle &= other.idle;
+    }
+}
+
 /// A node's data endpoint's account of itself.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DataStatus {

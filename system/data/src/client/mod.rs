@@ -145,12 +145,7 @@ impl<C: Clock, W: WallClock, N: Net, R: Rng> DataClient<C, W, N, R> {
         for answer in self.io.status(nodes).await {
             match answer {
                 Ok(node) => {
-                    let (sum, one) = (&mut status.progress, node.rebuild);
-                    sum.stripes_found += one.stripes_found;
-                    sum.stripes_done += one.stripes_done;
-                    sum.bytes_rebuilt += one.bytes_rebuilt;
-                    sum.stripes_unrecoverable += one.stripes_unrecoverable;
-                    sum.idle &= one.idle;
+                    status.progress.add_rebuild(&node.rebuild);
                     status.nodes_answered += 1;
                 }
                 Err(crate::stripe_io::ChunkError::Closed) => return Err(DataPathError::Closed),
