@@ -2,6 +2,7 @@
 # The project's whole test run: the command README.md names and .ci/run calls.
 # Runs from a fresh clone with only the Rust toolchain installed (cargo, rustfmt, clippy).
 set -euo pipefail
+export CARGO_INCREMENTAL=0 # a clean clone builds once: incremental caches only cost disk
 cd "$(dirname "$0")/.."
 start=$(date +%s)
 step() { printf '\n=== %s (t+%ss)\n' "$*" "$(( $(date +%s) - start ))"; }
