@@ -4,6 +4,7 @@
 set -euo pipefail
 export CARGO_INCREMENTAL=0 # a clean clone builds once: incremental caches only cost disk
 cd "$(dirname "$0")/.."
+bash ci/install-test-tools.sh
 start=$(date +%s)
 step() { printf '\n=== %s (t+%ss)\n' "$*" "$(( $(date +%s) - start ))"; }
 

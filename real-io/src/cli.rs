@@ -93,6 +93,21 @@ pub enum Command {
     /// Run a workload (SWBUILD-, EDA-, VDA-, IO500-like) against a cluster (--target cluster:HOST:PORT)
     /// or any directory (--target dir:PATH); `tessera bench --help` for the options.
     Bench(tessera_workloads::cli::BenchArgs),
+    /// Mount a file system at a local directory (FUSE): every program can then use it.
+    #[command(after_help = "Examples:\n  mkdir -p /mnt/tessera && tessera mount --background /mnt/tessera\n  \
+tessera mount --cluster 10.0.0.5:7101 --fs projects /mnt/projects   # in the foreground; Ctrl-C unmounts\n  \
+tessera unmount /mnt/tessera\n\n\
+Consistency: close-to-open. Once a program closes a file (every byte written back), a program on any mount\n\
+that opens it afterwards reads those bytes. Names and attributes may be cached up to --attr-timeout-ms.")]
+    Mount(MountArgs),
+    /// Unmount a `tessera mount` (refused, naming the processes, while files there are in use).
+    Unmount {
+        /// The mount point.
+        mountpoint: PathBuf,
+        /// Detach now even if busy: the mount goes away when the last user is done.
+        #[arg(long)]
+        lazy: bool,
+    },
     /// Make a directory.
     Mkdir {
         /// The new directory (absolute path in the file system).
@@ -103,6 +118,43 @@ pub enum Command {
         #[command(flatten)]
         at: FsTarget,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct MountArgs {
+    #[command(flatten)]
+    pub at: FsTarget,
+    /// Return once the mount is live and keep serving in a background process (its log: --log-file).
+    #[arg(long)]
+    pub background: bool,
+    /// How long the kernel may reuse names and attributes without asking the cluster (milliseconds; 0:
+    /// ask every time). File contents are always revalidated at open.
+    #[arg(long, default_value_t = 1_000)]
+    pub attr_timeout_ms: u64,
+    /// Cluster clients serving requests in parallel (each with its own connections), 1..=64.
+    #[arg(long, default_value_t = 16)]
+    pub workers: usize,
+    /// Where a background mount logs (default: a file under the temporary directory, printed at start).
+    #[arg(long)]
+    pub log_file: Option<PathBuf>,
+    /// The directory to mount on (must exist).
+    pub mountpoint: PathBuf,
+}
+
+impl MountArgs {
+    /// The request `tessera mount` serves; `argv` is this command line (re-run by --background).
+    pub fn request(&self, argv: Vec<String>) -> crate::fuse::MountRequest {
+        crate::fuse::MountRequest {
+            source: self.at.target.source(),
+            fs: self.at.fs.clone(),
+            mountpoint: self.mountpoint.clone(),
+            background: self.background,
+            attr_timeout_ms: self.attr_timeout_ms,
+            workers: self.workers,
+            log_file: self.log_file.clone(),
+            args: argv.into_iter().filter(|a| a != "--background").collect(),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -352,7 +404,13 @@ async fn client_command(command: Command) -> Result<(), CliError> {
             let mut c = connect_fs(&at).await?;
             c.mkdir(&path, parents).await
         }
-        Command::Node { .. } | Command::Cluster(_) | Command::Bench(_) => unreachable!("handled by the binary"),
+        Command::Node { .. }
+        | Command::Cluster(_)
+        | Command::Bench(_)
+        | Command::Mount(_)
+        | Command::Unmount { .. } => {
+            unreachable!("handled by the binary")
+        }
     }
 }
 

@@ -205,6 +205,18 @@ impl ClusterClient {
         Ok(client)
     }
 
+    /// Another client of the same cluster, with its own transport and client id, resolving paths from
+    /// the same root (a mount keeps several: each client runs one operation at a time).
+    pub async fn another(&mut self) -> Result<ClusterClient, CliError> {
+        let id = client_base_id();
+        let config = TransportConfig { cluster_id: Some(self.spec.cluster_id), ..TransportConfig::default() };
+        let transport = Transport::start(id, None, config).await?;
+        let mut client = ClusterClient::with_transport(self.spec.clone(), transport, id).await?;
+        let root = self.meta().root();
+        client.meta().set_root(root);
+        Ok(client)
+    }
+
     pub fn transport(&self) -> &Transport {
         &self.transport
     }

@@ -15,6 +15,7 @@ pub mod cli;
 pub mod client;
 mod clock;
 mod file_disk;
+pub mod fuse;
 pub mod local;
 pub mod net;
 pub mod node;

@@ -23,6 +23,13 @@ fn main() -> ExitCode {
                 .map(|n| println!("stopped {n} nodes"))
                 .map_err(|e| e.to_string())
         }
+        Command::Mount(args) => {
+            let argv = std::env::args().skip(1).collect();
+            tessera_real_io::fuse::mount(args.request(argv)).map_err(|e| e.to_string())
+        }
+        Command::Unmount { mountpoint, lazy } => {
+            tessera_real_io::fuse::unmount(&mountpoint, lazy).map_err(|e| e.to_string())
+        }
         Command::Bench(args) => {
             let runners = Runners { sim: None, cluster: Some(&RealClusterRunner) };
             return match tessera_workloads::cli::run_bench(&args, runners) {

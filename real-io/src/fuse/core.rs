@@ -1,0 +1,832 @@
+//! The mount's operations, asynchronous and independent of the kernel interface (`fs.rs` adapts them).
+//!
+//! - **Caching.** The kernel caches entries and attributes for `attr_timeout` (a time-bounded lease the
+//!   mount grants itself, like NFS's `actimeo`). Every `open` asks the cluster for fresh attributes
+//!   and keeps the kernel's page cache of the file only if they are unchanged since this mount last
+//!   saw them; every `close` writes back everything buffered and waits for it. Together: close-to-open
+//!   consistency across mounts (a reader that opens after a writer closed sees the writer's bytes).
+//! - **Write-back.** Writes go into the file's buffer ([`Extents`]) and return. Whole stripes are
+//!   written back as soon as a run of buffered bytes holds `flush_bytes`, in parallel pieces on several
+//!   pooled clients; the rest at `flush`/`fsync`/`close`, before a read or a truncate of the file, or
+//!   when the mount's buffer budget runs out. Write-backs of one file are committed in the order they
+//!   were started, so a later write always wins. A failed write-back is reported by the next `write`,
+//!   `flush` or `fsync` of the file (like NFS); the bytes it covered are not retried.
+//! - **Readahead.** A handle read sequentially reads ahead in a window that doubles up to
+//!   `readahead_max_bytes`, one window prefetched in the background.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tessera_env::NodeId;
+use tessera_meta::content::StripeLayout;
+use tessera_meta::{Attr, Credentials, DirEntry, FileType, InodeId, MetaOp, MetaReply, SetAttr, SetTime, XattrFlags};
+use tokio::sync::{Semaphore, watch};
+
+use super::convert::{Fail, InoMap};
+use super::pool::Pool;
+use super::writeback::Extents;
+
+/// How the mount caches and batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// How long the kernel may use an entry or attributes without asking again.
+    pub attr_timeout: Duration,
+    /// A run of buffered bytes this long is written back (its whole stripes) without waiting for close.
+    pub flush_bytes: u64,
+    /// Bytes written back by one pooled client at a time (whole stripes; pieces run in parallel).
+    pub flush_piece_bytes: u64,
+    /// One file's buffer is written back whole beyond this.
+    pub file_buffer_max_bytes: u64,
+    /// All buffered and in-flight bytes of the mount at most (writers wait beyond it).
+    pub buffer_max_bytes: u64,
+    /// The largest readahead window.
+    pub readahead_max_bytes: u64,
+}
+
+impl Settings {
+    /// The defaults for a cluster whose stripes hold `stripe_bytes`.
+    pub fn for_stripe(stripe_bytes: u64, attr_timeout: Duration) -> Settings {
+        let piece = stripe_bytes * (4 * 1024 * 1024 / stripe_bytes).max(1);
+        Settings {
+            attr_timeout,
+            flush_bytes: piece.max(stripe_bytes),
+            flush_piece_bytes: piece,
+            file_buffer_max_bytes: 64 * 1024 * 1024,
+            buffer_max_bytes: 512 * 1024 * 1024,
+            readahead_max_bytes: 8 * 1024 * 1024,
+        }
+    }
+}
+
+/// Most files whose last-seen attributes the mount remembers (for keeping the page cache at open).
+const SEEN_MAX: usize = 1 << 16;
+/// Entries asked of the cluster per readdir call.
+pub const READDIR_PAGE: u32 = 512;
+/// The first readahead window of a sequential reader.
+const READAHEAD_MIN_BYTES: u64 = 2 * 1024 * 1024;
+/// How long a statfs answer is reused.
+const STATFS_REUSE: Duration = Duration::from_secs(2);
+
+/// What `statfs` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Statfs {
+    pub blocks: u64,
+    pub blocks_free: u64,
+    pub block_size: u32,
+}
+
+/// The attributes that tell whether a file changed since it was last seen.
+type Signature = (u64, u64, u64);
+
+fn signature(attr: &Attr) -> Signature {
+    (attr.mtime_ns, attr.ctime_ns, attr.size)
+}
+
+/// One file with an open handle or buffered bytes.
+#[derive(Debug)]
+struct FileState {
+    ino: InodeId,
+    wb: tokio::sync::Mutex<WriteBack>,
+    /// Bumped by every local change of the file's bytes (readahead buffers of older ones are dropped).
+    generation: AtomicU64,
+}
+
+#[derive(Debug)]
+struct WriteBack {
+    buffer: Extents,
+    /// The first write-back failure not yet reported (an errno).
+    error: Option<i32>,
+    /// Done when the last write-back started has finished (each waits for the one before).
+    last: watch::Receiver<bool>,
+    /// Whose write-backs these are (commits carry the last writer's credentials).
+    creds: Credentials,
+    /// The end of the bytes written but maybe not yet committed: the size `getattr` reports at least.
+    pending_end: u64,
+    open_handles: u32,
+    /// Set when the file was unlinked while open here: it was renamed to this hidden name instead, and
+    /// is removed when the last handle closes.
+    hidden: Option<(InodeId, String)>,
+}
+
+/// An open file's per-handle state.
+#[derive(Debug)]
+struct Handle {
+    ino: InodeId,
+    readahead: tokio::sync::Mutex<ReadAhead>,
+}
+
+/// A window being read ahead in the background.
+type Prefetch = tokio::task::JoinHandle<Result<Vec<u8>, Fail>>;
+
+#[derive(Debug, Default)]
+struct ReadAhead {
+    generation: u64,
+    /// Bytes read from `start`.
+    start: u64,
+    data: Arc<Vec<u8>>,
+    /// End of the last read served (for sequential detection).
+    last_end: u64,
+    window: u64,
+    prefetch: Option<(u64, Prefetch)>,
+}
+
+/// The last page of a directory listing an open directory handle fetched (the kernel asks for a few
+/// kilobytes at a time; the cluster answers [`READDIR_PAGE`] entries).
+#[derive(Debug, Default)]
+struct DirPage {
+    /// The entries follow this cookie.
+    after: u64,
+    entries: Vec<DirEntry>,
+    eof: bool,
+    fetched: bool,
+}
+
+/// The mount's shared state.
+#[derive(Debug)]
+pub struct Core {
+    pool: Pool,
+    pub map: InoMap,
+    pub settings: Settings,
+    stripe_bytes: u64,
+    data_fraction: (u64, u64),
+    members: Vec<NodeId>,
+    files: Mutex<BTreeMap<InodeId, Arc<FileState>>>,
+    handles: Mutex<BTreeMap<u64, Arc<Handle>>>,
+    next_fh: AtomicU64,
+    seen: Mutex<BTreeMap<InodeId, Signature>>,
+    dirs: Mutex<BTreeMap<u64, Arc<tokio::sync::Mutex<DirPage>>>>,
+    budget: Arc<Semaphore>,
+    statfs: Mutex<Option<(Instant, Statfs)>>,
+}
+
+/// Reads `[offset, offset + len)` in pieces of `piece` bytes on several pooled clients at once; short
+/// at the end of the file.
+async fn read_parallel(pool: &Pool, piece: u64, ino: InodeId, offset: u64, len: u64) -> Result<Vec<u8>, Fail> {
+    let pieces: Vec<(u64, u64)> =
+        (0..len.div_ceil(piece)).map(|i| (offset + i * piece, piece.min(len - i * piece))).collect();
+    let results = futures::future::join_all(pieces.iter().map(|&(at, n)| async move {
+        let mut w = pool.get().await;
+        w.data_client().read(ino, at, n).await
+    }))
+    .await;
+    let mut out = Vec::with_capacity(len as usize);
+    for (result, &(_, n)) in results.into_iter().zip(&pieces) {
+        let bytes = result?;
+        let short = (bytes.len() as u64) < n;
+        out.extend_from_slice(&bytes);
+        if short {
+            break; // the end of the file
+        }
+    }
+    Ok(out)
+}
+
+fn done_receiver() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(true);
+    drop(tx);
+    rx
+}
+
+async fn wait_done(mut rx: watch::Receiver<bool>) {
+    // The sender sets true when done, or is dropped (a finished or aborted task): either ends the wait.
+    let _ = rx.wait_for(|done| *done).await;
+}
+
+impl Core {
+    /// The core over `pool`, whose clients sit in the file system whose root is `root`.
+    pub async fn new(pool: Pool, root: InodeId, attr_timeout: Duration) -> Core {
+        let (layout, members) = {
+            let w = pool.get().await;
+            let layout = tessera_data::stripe_io::layout_of(w.spec.protection.0).expect("a validated spec");
+            (layout, w.spec.members.iter().map(|m| NodeId(m.id)).collect())
+        };
+        let stripe_bytes = tessera_data::stripe_io::StripeShape::capacity_bytes(layout) as u64;
+        let data_fraction = match layout {
+            StripeLayout::ErasureCoded { data, parity, .. } => (u64::from(data), u64::from(data) + u64::from(parity)),
+            StripeLayout::Replicated { copies } => (1, u64::from(copies)),
+        };
+        let settings = Settings::for_stripe(stripe_bytes, attr_timeout);
+        Core {
+            pool,
+            map: InoMap { root },
+            settings,
+            stripe_bytes,
+            data_fraction,
+            members,
+            files: Mutex::new(BTreeMap::new()),
+            handles: Mutex::new(BTreeMap::new()),
+            next_fh: AtomicU64::new(1),
+            seen: Mutex::new(BTreeMap::new()),
+            dirs: Mutex::new(BTreeMap::new()),
+            budget: Arc::new(Semaphore::new(settings.buffer_max_bytes as usize)),
+            statfs: Mutex::new(None),
+        }
+    }
+
+    async fn call(&self, op: MetaOp) -> Result<MetaReply, Fail> {
+        let mut w = self.pool.get().await;
+        match w.data_client().meta().execute(op).await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(errno)) => Err(errno.into()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn file(&self, ino: InodeId) -> Option<Arc<FileState>> {
+        self.files.lock().expect("files lock").get(&ino).cloned()
+    }
+
+    fn file_or_new(&self, ino: InodeId) -> Arc<FileState> {
+        let mut files = self.files.lock().expect("files lock");
+        files
+            .entry(ino)
+            .or_insert_with(|| {
+                Arc::new(FileState {
+                    ino,
+                    wb: tokio::sync::Mutex::new(WriteBack {
+                        buffer: Extents::default(),
+                        error: None,
+                        last: done_receiver(),
+                        creds: Credentials::root(),
+                        pending_end: 0,
+                        open_handles: 0,
+                        hidden: None,
+                    }),
+                    generation: AtomicU64::new(0),
+                })
+            })
+            .clone()
+    }
+
+    fn remember(&self, attr: &Attr) {
+        let mut seen = self.seen.lock().expect("seen lock");
+        if seen.len() >= SEEN_MAX && !seen.contains_key(&attr.ino) {
+            seen.pop_first();
+        }
+        seen.insert(attr.ino, signature(attr));
+    }
+
+    /// The size to report for `attr`: at least the end of bytes written here and not yet committed.
+    async fn with_pending(&self, attr: Attr) -> (Attr, u64) {
+        let size = match self.file(attr.ino) {
+            Some(file) if attr.kind == FileType::Regular => attr.size.max(file.wb.lock().await.pending_end),
+            _ => attr.size,
+        };
+        (attr, size)
+    }
+
+    pub async fn getattr(&self, ino: InodeId) -> Result<(Attr, u64), Fail> {
+        match self.call(MetaOp::GetAttr { ino }).await? {
+            MetaReply::Attr(attr) => Ok(self.with_pending(attr).await),
+            _ => Err(Fail(libc::EIO)),
+        }
+    }
+
+    pub async fn lookup(&self, parent: InodeId, name: String, creds: Credentials) -> Result<(Attr, u64), Fail> {
+        match self.call(MetaOp::Lookup { parent, name, creds }).await? {
+            MetaReply::Child { ino, .. } => self.getattr(ino).await,
+            _ => Err(Fail(libc::EIO)),
+        }
+    }
+
+    async fn entry(&self, op: MetaOp) -> Result<Attr, Fail> {
+        match self.call(op).await? {
+            MetaReply::Entry(attr) => Ok(attr),
+            _ => Err(Fail(libc::EIO)),
+        }
+    }
+
+    pub async fn mkdir(&self, parent: InodeId, name: String, mode: u32, creds: Credentials) -> Result<Attr, Fail> {
+        self.entry(MetaOp::Mkdir { parent, name, mode, creds }).await
+    }
+
+    pub async fn mknod(
+        &self,
+        parent: InodeId,
+        name: String,
+        mode: u32,
+        kind: FileType,
+        rdev: u64,
+        creds: Credentials,
+    ) -> Result<Attr, Fail> {
+        self.entry(MetaOp::Mknod { parent, name, mode, kind, rdev, creds }).await
+    }
+
+    pub async fn symlink(
+        &self,
+        parent: InodeId,
+        name: String,
+        target: String,
+        creds: Credentials,
+    ) -> Result<Attr, Fail> {
+        self.entry(MetaOp::Symlink { parent, name, target, creds }).await
+    }
+
+    pub async fn link(
+        &self,
+        ino: InodeId,
+        new_parent: InodeId,
+        new_name: String,
+        creds: Credentials,
+    ) -> Result<Attr, Fail> {
+        self.entry(MetaOp::Link { ino, new_parent, new_name, creds }).await
+    }
+
+    pub async fn readlink(&self, ino: InodeId) -> Result<String, Fail> {
+        match self.call(MetaOp::Readlink { ino }).await? {
+            MetaReply::LinkTarget(target) => Ok(target),
+            _ => Err(Fail(libc::EIO)),
+        }
+    }
+
+    /// Whether `(parent, name)` names a file open on this mount: then it is renamed to a hidden name
+    /// rather than removed (its bytes stay readable through the open handles; NFS's "silly rename").
+    async fn open_here(&self, parent: InodeId, name: &str, creds: &Credentials) -> Option<Arc<FileState>> {
+        if self.handles.lock().expect("handles lock").is_empty() {
+            return None;
+        }
+        let reply = self.call(MetaOp::Lookup { parent, name: name.to_string(), creds: creds.clone() }).await;
+        let Ok(MetaReply::Child { ino, kind: FileType::Regular }) = reply else { return None };
+        let file = self.file(ino)?;
+        let open = file.wb.lock().await.open_handles > 0;
+        open.then_some(file)
+    }
+
+    pub async fn unlink(&self, parent: InodeId, name: String, creds: Credentials) -> Result<(), Fail> {
+        if let Some(file) = self.open_here(parent, &name, &creds).await {
+            let hidden = format!(".tessera-unlinked-{:x}", file.ino.0);
+            let op = MetaOp::Rename {
+                parent,
+                name: name.clone(),
+                new_parent: parent,
+                new_name: hidden.clone(),
+                creds: creds.clone(),
+            };
+            if self.call(op).await.is_ok() {
+                file.wb.lock().await.hidden = Some((parent, hidden));
+                return Ok(());
+            }
+        }
+        self.call(MetaOp::Unlink { parent, name, creds }).await.map(drop)
+    }
+
+    pub async fn rmdir(&self, parent: InodeId, name: String, creds: Credentials) -> Result<(), Fail> {
+        self.call(MetaOp::Rmdir { parent, name, creds }).await.map(drop)
+    }
+
+    pub async fn rename(
+        &self,
+        parent: InodeId,
+        name: String,
+        new_parent: InodeId,
+        new_name: String,
+        creds: Credentials,
+    ) -> Result<(), Fail> {
+        self.call(MetaOp::Rename { parent, name, new_parent, new_name, creds }).await.map(drop)
+    }
+
+    /// chmod, chown, utimens and truncate. A size change first writes back what is buffered.
+    pub async fn setattr(&self, ino: InodeId, set: SetAttr, creds: Credentials) -> Result<(Attr, u64), Fail> {
+        if let Some(size) = set.size {
+            if let Some(file) = self.file(ino) {
+                self.flush_file(&file).await?;
+                file.wb.lock().await.pending_end = 0;
+                file.generation.fetch_add(1, Ordering::Relaxed);
+            }
+            let mut w = self.pool.get().await;
+            let attr = w.data_client().truncate(ino, size, &creds).await?;
+            drop(w);
+            self.remember(&attr);
+            let rest = SetAttr { size: None, ..set };
+            if rest == SetAttr::default() {
+                return Ok(self.with_pending(attr).await);
+            }
+            return self.setattr_meta(ino, rest, creds).await;
+        }
+        self.setattr_meta(ino, set, creds).await
+    }
+
+    async fn setattr_meta(&self, ino: InodeId, set: SetAttr, creds: Credentials) -> Result<(Attr, u64), Fail> {
+        match self.call(MetaOp::SetAttr { ino, set, creds }).await? {
+            MetaReply::Attr(attr) => {
+                self.remember(&attr);
+                Ok(self.with_pending(attr).await)
+            }
+            _ => Err(Fail(libc::EIO)),
+        }
+    }
+
+    /// Opens `ino`: fresh attributes from the cluster decide whether the kernel keeps its page cache.
+    /// Returns the handle and whether to keep the cache.
+    pub async fn open(&self, ino: InodeId) -> Result<(u64, bool), Fail> {
+        let attr = match self.call(MetaOp::GetAttr { ino }).await? {
+            MetaReply::Attr(attr) => attr,
+            _ => return Err(Fail(libc::EIO)),
+        };
+        let unchanged = self.seen.lock().expect("seen lock").get(&ino) == Some(&signature(&attr));
+        self.remember(&attr);
+        let file = self.file_or_new(ino);
+        // Bytes of ours still being written back make the cluster's attributes lag: keep the cache then.
+        let keep = {
+            let mut wb = file.wb.lock().await;
+            wb.open_handles += 1;
+            unchanged || !wb.buffer.is_empty() || wb.pending_end > 0
+        };
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        let handle = Arc::new(Handle { ino, readahead: tokio::sync::Mutex::new(ReadAhead::default()) });
+        self.handles.lock().expect("handles lock").insert(fh, handle);
+        Ok((fh, keep))
+    }
+
+    /// Creates and opens a regular file.
+    pub async fn create(
+        &self,
+        parent: InodeId,
+        name: String,
+        mode: u32,
+        creds: Credentials,
+    ) -> Result<(Attr, u64), Fail> {
+        let attr = self.entry(MetaOp::Create { parent, name, mode, creds }).await?;
+        self.remember(&attr);
+        let file = self.file_or_new(attr.ino);
+        file.wb.lock().await.open_handles += 1;
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        let handle = Arc::new(Handle { ino: attr.ino, readahead: tokio::sync::Mutex::new(ReadAhead::default()) });
+        self.handles.lock().expect("handles lock").insert(fh, handle);
+        Ok((attr, fh))
+    }
+
+    /// Buffers a write; whole stripes are written back in the background once enough is buffered.
+    pub async fn write(&self, ino: InodeId, offset: u64, data: &[u8], creds: Credentials) -> Result<u32, Fail> {
+        let len = u32::try_from(data.len()).map_err(|_| Fail(libc::EINVAL))?;
+        if offset.checked_add(data.len() as u64).is_none_or(|end| end > tessera_meta::FILE_SIZE_MAX_BYTES) {
+            return Err(Fail(libc::EFBIG));
+        }
+        if self.budget.available_permits() < data.len() {
+            self.flush_everything_in_background().await;
+        }
+        let permits = self.budget.clone().acquire_many_owned(len.max(1)).await.expect("never closed");
+        permits.forget();
+        let file = self.file_or_new(ino);
+        let mut wb = file.wb.lock().await;
+        if let Some(errno) = wb.error.take() {
+            self.budget.add_permits(len.max(1) as usize);
+            return Err(Fail(errno));
+        }
+        let grew = wb.buffer.insert(offset, data);
+        // Permits cover buffered bytes: give back what landed on bytes already buffered.
+        self.budget.add_permits(len.max(1) as usize - grew as usize);
+        wb.creds = creds;
+        wb.pending_end = wb.pending_end.max(offset + data.len() as u64);
+        file.generation.fetch_add(1, Ordering::Relaxed);
+        let ready = if wb.buffer.bytes() > self.settings.file_buffer_max_bytes {
+            wb.buffer.take_all()
+        } else {
+            wb.buffer.take_full_stripes(self.settings.flush_bytes, self.stripe_bytes)
+        };
+        if !ready.is_empty() {
+            self.start_write_back(&file, &mut wb, ready);
+        }
+        Ok(len)
+    }
+
+    /// Starts writing `runs` back, after the file's previous write-back.
+    fn start_write_back(&self, file: &Arc<FileState>, wb: &mut WriteBack, runs: Vec<(u64, Vec<u8>)>) {
+        let (tx, rx) = watch::channel(false);
+        let previous = std::mem::replace(&mut wb.last, rx);
+        let pool = self.pool.clone();
+        let budget = self.budget.clone();
+        let file = file.clone();
+        let creds = wb.creds.clone();
+        let piece = self.settings.flush_piece_bytes;
+        tokio::spawn(async move {
+            wait_done(previous).await;
+            let bytes: u64 = runs.iter().map(|(_, r)| r.len() as u64).sum();
+            let mut pieces = Vec::new();
+            for (offset, run) in &runs {
+                let mut at = 0usize;
+                while at < run.len() {
+                    let len = (run.len() - at).min(piece as usize);
+                    pieces.push((offset + at as u64, &run[at..at + len]));
+                    at += len;
+                }
+            }
+            let results = futures::future::join_all(pieces.into_iter().map(|(offset, bytes)| {
+                let pool = pool.clone();
+                let creds = creds.clone();
+                let ino = file.ino;
+                async move {
+                    let mut w = pool.get().await;
+                    w.data_client().write(ino, offset, bytes, &creds).await
+                }
+            }))
+            .await;
+            let failure = results.iter().find_map(|r| r.as_ref().err().map(super::convert::data_errno));
+            if let Some(errno) = failure {
+                tracing::warn!(ino = file.ino.0, errno, "write-back failed");
+                let mut wb = file.wb.lock().await;
+                wb.error.get_or_insert(errno);
+            }
+            budget.add_permits(bytes as usize);
+            let _ = tx.send(true);
+        });
+    }
+
+    /// Writes back everything buffered for `file` and waits for every write-back of it; returns (and
+    /// clears) the first failure not yet reported.
+    async fn flush_file(&self, file: &Arc<FileState>) -> Result<(), Fail> {
+        let last = {
+            let mut wb = file.wb.lock().await;
+            if !wb.buffer.is_empty() {
+                let runs = wb.buffer.take_all();
+                self.start_write_back(file, &mut wb, runs);
+            }
+            wb.last.clone()
+        };
+        wait_done(last).await;
+        let mut wb = file.wb.lock().await;
+        if wb.buffer.is_empty() && *wb.last.borrow() {
+            // Everything is committed: the cluster's size is the size.
+            wb.pending_end = 0;
+        }
+        match wb.error.take() {
+            Some(errno) => Err(Fail(errno)),
+            None => Ok(()),
+        }
+    }
+
+    async fn flush_everything_in_background(&self) {
+        let files: Vec<Arc<FileState>> = self.files.lock().expect("files lock").values().cloned().collect();
+        for file in files {
+            let mut wb = file.wb.lock().await;
+            if !wb.buffer.is_empty() {
+                let runs = wb.buffer.take_all();
+                self.start_write_back(&file, &mut wb, runs);
+            }
+        }
+    }
+
+    /// `flush` (each close) and `fsync`: write back and wait.
+    pub async fn flush(&self, ino: InodeId) -> Result<(), Fail> {
+        match self.file(ino) {
+            Some(file) => self.flush_file(&file).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Writes back everything of every file (at unmount). Returns the files that failed.
+    pub async fn flush_all(&self) -> usize {
+        let files: Vec<Arc<FileState>> = self.files.lock().expect("files lock").values().cloned().collect();
+        let mut failed = 0;
+        for file in files {
+            if self.flush_file(&file).await.is_err() {
+                failed += 1;
+            }
+        }
+        failed
+    }
+
+    /// The last close of a handle: write back, forget the handle (and the file when no handle is left).
+    pub async fn release(&self, fh: u64) -> Result<(), Fail> {
+        let handle = self.handles.lock().expect("handles lock").remove(&fh);
+        let Some(handle) = handle else { return Ok(()) };
+        let Some(file) = self.file(handle.ino) else { return Ok(()) };
+        let result = self.flush_file(&file).await;
+        let hidden = {
+            let mut wb = file.wb.lock().await;
+            wb.open_handles = wb.open_handles.saturating_sub(1);
+            if wb.open_handles > 0 {
+                return result;
+            }
+            self.files.lock().expect("files lock").remove(&handle.ino);
+            wb.hidden.take()
+        };
+        if let Some((parent, name)) = hidden {
+            let _ = self.call(MetaOp::Unlink { parent, name, creds: Credentials::root() }).await;
+        }
+        result
+    }
+
+    /// Reads `[offset, offset + size)` through handle `fh`, with readahead when reads are sequential.
+    pub async fn read(&self, ino: InodeId, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>, Fail> {
+        let file = self.file(ino);
+        let generation = match &file {
+            Some(file) => {
+                let dirty = {
+                    let wb = file.wb.lock().await;
+                    !wb.buffer.is_empty() || !*wb.last.borrow()
+                };
+                if dirty {
+                    self.flush_file(file).await?;
+                }
+                file.generation.load(Ordering::Relaxed)
+            }
+            None => 0,
+        };
+        let handle = self.handles.lock().expect("handles lock").get(&fh).cloned();
+        let Some(handle) = handle.filter(|h| h.ino == ino) else {
+            return self.read_direct(ino, offset, u64::from(size)).await;
+        };
+        let mut ra = handle.readahead.lock().await;
+        if ra.generation != generation {
+            if let Some((_, task)) = ra.prefetch.take() {
+                task.abort();
+            }
+            *ra = ReadAhead { generation, ..ReadAhead::default() };
+        }
+        let size = u64::from(size);
+        let end = offset + size;
+        let covered = |ra: &ReadAhead| offset >= ra.start && end <= ra.start + ra.data.len() as u64;
+        if !covered(&ra)
+            && let Some((start, task)) = ra.prefetch.take()
+        {
+            if start <= offset && offset < start + ra.window {
+                if let Ok(Ok(bytes)) = task.await {
+                    ra.start = start;
+                    ra.data = Arc::new(bytes);
+                }
+            } else {
+                task.abort();
+            }
+        }
+        if !covered(&ra) {
+            // Sequential: near where the last read ended (the kernel's readahead requests may arrive out
+            // of order).
+            let near = ra.window.max(self.settings.readahead_max_bytes);
+            let sequential = offset + near >= ra.last_end && offset <= ra.last_end + near && ra.last_end > 0;
+            ra.window = if sequential {
+                (ra.window * 2).clamp(READAHEAD_MIN_BYTES, self.settings.readahead_max_bytes)
+            } else {
+                0
+            };
+            let want = size.max(ra.window);
+            let bytes = read_parallel(&self.pool, self.read_piece_bytes(), ino, offset, want).await?;
+            ra.start = offset;
+            ra.data = Arc::new(bytes);
+        }
+        ra.last_end = end;
+        let from = (offset - ra.start).min(ra.data.len() as u64) as usize;
+        let to = (end - ra.start).min(ra.data.len() as u64) as usize;
+        let out = ra.data[from..to].to_vec();
+        // A sequential reader always has the next window on its way (unless this one ended the file).
+        let buffered_end = ra.start + ra.data.len() as u64;
+        let full = ra.data.len() as u64 >= ra.window;
+        if ra.window > 0 && full && ra.prefetch.is_none() {
+            let pool = self.pool.clone();
+            let (window, piece) = (ra.window, self.read_piece_bytes());
+            let task = tokio::spawn(async move { read_parallel(&pool, piece, ino, buffered_end, window).await });
+            ra.prefetch = Some((buffered_end, task));
+        }
+        Ok(out)
+    }
+
+    /// Bytes one pooled client reads of a larger read (whole stripes, at least 1 MiB).
+    fn read_piece_bytes(&self) -> u64 {
+        self.stripe_bytes.max(1024 * 1024)
+    }
+
+    async fn read_direct(&self, ino: InodeId, offset: u64, len: u64) -> Result<Vec<u8>, Fail> {
+        read_parallel(&self.pool, self.read_piece_bytes(), ino, offset, len).await
+    }
+
+    pub fn opendir(&self) -> u64 {
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        self.dirs.lock().expect("dirs lock").insert(fh, Arc::default());
+        fh
+    }
+
+    pub fn releasedir(&self, fh: u64) {
+        self.dirs.lock().expect("dirs lock").remove(&fh);
+    }
+
+    /// Entries of directory `dir` after `cookie` (at least one page unless the listing ended), from the
+    /// handle's last page when it covers them.
+    pub async fn readdir(
+        &self,
+        fh: u64,
+        dir: InodeId,
+        cookie: u64,
+        creds: Credentials,
+    ) -> Result<(Vec<DirEntry>, bool), Fail> {
+        let page = self.dirs.lock().expect("dirs lock").get(&fh).cloned();
+        let page = page.unwrap_or_default();
+        let mut page = page.lock().await;
+        if page.fetched {
+            let from = if page.after == cookie {
+                Some(0)
+            } else {
+                page.entries.iter().position(|e| e.cookie == cookie).map(|i| i + 1)
+            };
+            if let Some(from) = from.filter(|&i| i < page.entries.len() || page.eof) {
+                return Ok((page.entries[from..].to_vec(), page.eof));
+            }
+        }
+        let (entries, eof) = match self.call(MetaOp::Readdir { dir, cookie, max_entries: READDIR_PAGE, creds }).await? {
+            MetaReply::DirEntries { entries, eof } => (entries, eof),
+            _ => return Err(Fail(libc::EIO)),
+        };
+        *page = DirPage { after: cookie, entries: entries.clone(), eof, fetched: true };
+        Ok((entries, eof))
+    }
+
+    pub async fn setxattr(
+        &self,
+        ino: InodeId,
+        name: String,
+        value: Vec<u8>,
+        flags: i32,
+        creds: Credentials,
+    ) -> Result<(), Fail> {
+        let flags = match flags {
+            0 => XattrFlags::Upsert,
+            libc::XATTR_CREATE => XattrFlags::Create,
+            libc::XATTR_REPLACE => XattrFlags::Replace,
+            _ => return Err(Fail(libc::EINVAL)),
+        };
+        self.call(MetaOp::SetXattr { ino, name, value, flags, creds }).await.map(drop)
+    }
+
+    pub async fn getxattr(&self, ino: InodeId, name: String, creds: Credentials) -> Result<Vec<u8>, Fail> {
+        match self.call(MetaOp::GetXattr { ino, name, creds }).await? {
+            MetaReply::Xattr(value) => Ok(value),
+            _ => Err(Fail(libc::EIO)),
+        }
+    }
+
+    pub async fn listxattr(&self, ino: InodeId, creds: Credentials) -> Result<Vec<u8>, Fail> {
+        match self.call(MetaOp::ListXattr { ino, creds }).await? {
+            MetaReply::XattrNames(names) => {
+                let mut out = Vec::new();
+                for name in names {
+                    out.extend_from_slice(name.as_bytes());
+                    out.push(0);
+                }
+                Ok(out)
+            }
+            _ => Err(Fail(libc::EIO)),
+        }
+    }
+
+    pub async fn removexattr(&self, ino: InodeId, name: String, creds: Credentials) -> Result<(), Fail> {
+        self.call(MetaOp::RemoveXattr { ino, name, creds }).await.map(drop)
+    }
+
+    /// `fallocate` mode 0: make the file at least `offset + len` long (the cluster allocates on write,
+    /// so there is nothing to reserve); other modes are not supported.
+    pub async fn fallocate(
+        &self,
+        ino: InodeId,
+        offset: u64,
+        len: u64,
+        mode: i32,
+        creds: Credentials,
+    ) -> Result<(), Fail> {
+        if mode != 0 {
+            return Err(Fail(libc::EOPNOTSUPP));
+        }
+        let end = offset.checked_add(len).ok_or(Fail(libc::EFBIG))?;
+        let (_, size) = self.getattr(ino).await?;
+        if end > size {
+            self.setattr(ino, SetAttr { size: Some(end), ..SetAttr::default() }, creds).await?;
+        }
+        Ok(())
+    }
+
+    /// Capacity for `statfs`: the free space of every node that answers, scaled by the protection's
+    /// overhead (what files can still take). Reused for a couple of seconds.
+    pub async fn statfs(&self) -> Statfs {
+        if let Some((at, s)) = *self.statfs.lock().expect("statfs lock")
+            && at.elapsed() < STATFS_REUSE
+        {
+            return s;
+        }
+        let statuses = {
+            let mut w = self.pool.get().await;
+            w.data_status(&self.members).await
+        };
+        let (mut total, mut free) = (0u64, 0u64);
+        for s in statuses.into_iter().flatten() {
+            total += s.used_bytes + s.free_bytes;
+            free += s.free_bytes;
+        }
+        let (num, den) = self.data_fraction;
+        let block = u64::from(super::convert::BLOCK_SIZE_BYTES.min(4096));
+        let s = Statfs {
+            blocks: total / den * num / block,
+            blocks_free: free / den * num / block,
+            block_size: block as u32,
+        };
+        *self.statfs.lock().expect("statfs lock") = Some((Instant::now(), s));
+        s
+    }
+
+    /// `SetTime` of a kernel time.
+    pub fn set_time(t: fuser::TimeOrNow) -> SetTime {
+        match t {
+            fuser::TimeOrNow::Now => SetTime::Now,
+            fuser::TimeOrNow::SpecificTime(t) => SetTime::At(super::convert::ns_of(t)),
+        }
+    }
+}
