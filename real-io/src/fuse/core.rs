@@ -15,7 +15,7 @@
 //!   `readahead_max_bytes`, one window prefetched in the background.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -91,6 +91,8 @@ struct FileState {
     wb: tokio::sync::Mutex<WriteBack>,
     /// Bumped by every local change of the file's bytes (readahead buffers of older ones are dropped).
     generation: AtomicU64,
+    /// Open handles of this mount (changed only under the `files` lock, which drops the state at 0).
+    open_handles: AtomicU32,
 }
 
 #[derive(Debug)]
@@ -104,7 +106,6 @@ struct WriteBack {
     creds: Credentials,
     /// The end of the bytes written but maybe not yet committed: the size `getattr` reports at least.
     pending_end: u64,
-    open_handles: u32,
     /// Set when the file was unlinked while open here: it was renamed to this hidden name instead, and
     /// is removed when the last handle closes.
     hidden: Option<(InodeId, String)>,
@@ -155,10 +156,12 @@ pub struct Core {
     files: Mutex<BTreeMap<InodeId, Arc<FileState>>>,
     handles: Mutex<BTreeMap<u64, Arc<Handle>>>,
     next_fh: AtomicU64,
-    seen: Mutex<BTreeMap<InodeId, Signature>>,
+    seen: Arc<Mutex<BTreeMap<InodeId, Signature>>>,
     dirs: Mutex<BTreeMap<u64, Arc<tokio::sync::Mutex<DirPage>>>>,
     budget: Arc<Semaphore>,
     statfs: Mutex<Option<(Instant, Statfs)>>,
+    /// Tells the kernel to drop what it cached (set once the session exists).
+    pub notifier: std::sync::OnceLock<fuser::Notifier>,
 }
 
 /// Reads `[offset, offset + len)` in pieces of `piece` bytes on several pooled clients at once; short
@@ -181,6 +184,15 @@ async fn read_parallel(pool: &Pool, piece: u64, ino: InodeId, offset: u64, len: 
         }
     }
     Ok(out)
+}
+
+/// Records `attr` as what the mount last saw of its file (bounded: the lowest id goes first).
+fn remember(seen: &Mutex<BTreeMap<InodeId, Signature>>, attr: &Attr) {
+    let mut seen = seen.lock().expect("seen lock");
+    if seen.len() >= SEEN_MAX && !seen.contains_key(&attr.ino) {
+        seen.pop_first();
+    }
+    seen.insert(attr.ino, signature(attr));
 }
 
 fn done_receiver() -> watch::Receiver<bool> {
@@ -218,10 +230,11 @@ impl Core {
             files: Mutex::new(BTreeMap::new()),
             handles: Mutex::new(BTreeMap::new()),
             next_fh: AtomicU64::new(1),
-            seen: Mutex::new(BTreeMap::new()),
+            seen: Arc::default(),
             dirs: Mutex::new(BTreeMap::new()),
             budget: Arc::new(Semaphore::new(settings.buffer_max_bytes as usize)),
             statfs: Mutex::new(None),
+            notifier: std::sync::OnceLock::new(),
         }
     }
 
@@ -239,8 +252,14 @@ impl Core {
     }
 
     fn file_or_new(&self, ino: InodeId) -> Arc<FileState> {
+        self.file_state(ino, false)
+    }
+
+    /// The state of `ino`, made if missing; with `open`, one more open handle counted (under the same
+    /// lock a last release takes, so a state is never dropped while a new handle is being opened).
+    fn file_state(&self, ino: InodeId, open: bool) -> Arc<FileState> {
         let mut files = self.files.lock().expect("files lock");
-        files
+        let file = files
             .entry(ino)
             .or_insert_with(|| {
                 Arc::new(FileState {
@@ -251,21 +270,21 @@ impl Core {
                         last: done_receiver(),
                         creds: Credentials::root(),
                         pending_end: 0,
-                        open_handles: 0,
                         hidden: None,
                     }),
                     generation: AtomicU64::new(0),
+                    open_handles: AtomicU32::new(0),
                 })
             })
-            .clone()
+            .clone();
+        if open {
+            file.open_handles.fetch_add(1, Ordering::Relaxed);
+        }
+        file
     }
 
     fn remember(&self, attr: &Attr) {
-        let mut seen = self.seen.lock().expect("seen lock");
-        if seen.len() >= SEEN_MAX && !seen.contains_key(&attr.ino) {
-            seen.pop_first();
-        }
-        seen.insert(attr.ino, signature(attr));
+        remember(&self.seen, attr);
     }
 
     /// The size to report for `attr`: at least the end of bytes written here and not yet committed.
@@ -277,9 +296,15 @@ impl Core {
         (attr, size)
     }
 
+    /// Fresh attributes (what the kernel then caches, remembered as seen).
     pub async fn getattr(&self, ino: InodeId) -> Result<(Attr, u64), Fail> {
         match self.call(MetaOp::GetAttr { ino }).await? {
-            MetaReply::Attr(attr) => Ok(self.with_pending(attr).await),
+            MetaReply::Attr(attr) => {
+                if attr.kind == FileType::Regular {
+                    self.remember(&attr);
+                }
+                Ok(self.with_pending(attr).await)
+            }
             _ => Err(Fail(libc::EIO)),
         }
     }
@@ -350,8 +375,7 @@ impl Core {
         let reply = self.call(MetaOp::Lookup { parent, name: name.to_string(), creds: creds.clone() }).await;
         let Ok(MetaReply::Child { ino, kind: FileType::Regular }) = reply else { return None };
         let file = self.file(ino)?;
-        let open = file.wb.lock().await.open_handles > 0;
-        open.then_some(file)
+        (file.open_handles.load(Ordering::Relaxed) > 0).then_some(file)
     }
 
     pub async fn unlink(&self, parent: InodeId, name: String, creds: Credentials) -> Result<(), Fail> {
@@ -427,17 +451,27 @@ impl Core {
         };
         let unchanged = self.seen.lock().expect("seen lock").get(&ino) == Some(&signature(&attr));
         self.remember(&attr);
-        let file = self.file_or_new(ino);
+        if !unchanged && let Some(notifier) = self.notifier.get() {
+            // The kernel may hold older attributes (a size) for up to the attribute timeout: drop them
+            // before the open is answered, so reads after this open see the file as it is now.
+            let _ = notifier.inval_inode(self.map.to_kernel(ino), -1, 0);
+        }
+        let (file, fh) = self.new_handle(ino);
         // Bytes of ours still being written back make the cluster's attributes lag: keep the cache then.
         let keep = {
-            let mut wb = file.wb.lock().await;
-            wb.open_handles += 1;
+            let wb = file.wb.lock().await;
             unchanged || !wb.buffer.is_empty() || wb.pending_end > 0
         };
+        Ok((fh, keep))
+    }
+
+    /// A new handle of `ino` (counted in its file state).
+    fn new_handle(&self, ino: InodeId) -> (Arc<FileState>, u64) {
+        let file = self.file_state(ino, true);
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         let handle = Arc::new(Handle { ino, readahead: tokio::sync::Mutex::new(ReadAhead::default()) });
         self.handles.lock().expect("handles lock").insert(fh, handle);
-        Ok((fh, keep))
+        (file, fh)
     }
 
     /// Creates and opens a regular file.
@@ -450,11 +484,7 @@ impl Core {
     ) -> Result<(Attr, u64), Fail> {
         let attr = self.entry(MetaOp::Create { parent, name, mode, creds }).await?;
         self.remember(&attr);
-        let file = self.file_or_new(attr.ino);
-        file.wb.lock().await.open_handles += 1;
-        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        let handle = Arc::new(Handle { ino: attr.ino, readahead: tokio::sync::Mutex::new(ReadAhead::default()) });
-        self.handles.lock().expect("handles lock").insert(fh, handle);
+        let (_, fh) = self.new_handle(attr.ino);
         Ok((attr, fh))
     }
 
@@ -501,6 +531,7 @@ impl Core {
         let file = file.clone();
         let creds = wb.creds.clone();
         let piece = self.settings.flush_piece_bytes;
+        let seen = self.seen.clone();
         tokio::spawn(async move {
             wait_done(previous).await;
             let bytes: u64 = runs.iter().map(|(_, r)| r.len() as u64).sum();
@@ -524,6 +555,11 @@ impl Core {
             }))
             .await;
             let failure = results.iter().find_map(|r| r.as_ref().err().map(super::convert::data_errno));
+            // The last commit's attributes are what this mount has now seen of the file (its page cache
+            // holds these bytes): a later open here keeps the cache.
+            if let Some(attr) = results.iter().filter_map(|r| r.as_ref().ok()).max_by_key(|a| (a.ctime_ns, a.size)) {
+                remember(&seen, attr);
+            }
             if let Some(errno) = failure {
                 tracing::warn!(ino = file.ino.0, errno, "write-back failed");
                 let mut wb = file.wb.lock().await;
@@ -537,6 +573,15 @@ impl Core {
     /// Writes back everything buffered for `file` and waits for every write-back of it; returns (and
     /// clears) the first failure not yet reported.
     async fn flush_file(&self, file: &Arc<FileState>) -> Result<(), Fail> {
+        self.write_back_and_wait(file).await;
+        match file.wb.lock().await.error.take() {
+            Some(errno) => Err(Fail(errno)),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes back everything buffered for `file` and waits for every write-back of it.
+    async fn write_back_and_wait(&self, file: &Arc<FileState>) {
         let last = {
             let mut wb = file.wb.lock().await;
             if !wb.buffer.is_empty() {
@@ -550,10 +595,6 @@ impl Core {
         if wb.buffer.is_empty() && *wb.last.borrow() {
             // Everything is committed: the cluster's size is the size.
             wb.pending_end = 0;
-        }
-        match wb.error.take() {
-            Some(errno) => Err(Fail(errno)),
-            None => Ok(()),
         }
     }
 
@@ -594,15 +635,18 @@ impl Core {
         let Some(handle) = handle else { return Ok(()) };
         let Some(file) = self.file(handle.ino) else { return Ok(()) };
         let result = self.flush_file(&file).await;
-        let hidden = {
-            let mut wb = file.wb.lock().await;
-            wb.open_handles = wb.open_handles.saturating_sub(1);
-            if wb.open_handles > 0 {
-                return result;
+        let last = {
+            let mut files = self.files.lock().expect("files lock");
+            let last = file.open_handles.fetch_sub(1, Ordering::Relaxed) == 1;
+            if last {
+                files.remove(&handle.ino);
             }
-            self.files.lock().expect("files lock").remove(&handle.ino);
-            wb.hidden.take()
+            last
         };
+        if !last {
+            return result;
+        }
+        let hidden = file.wb.lock().await.hidden.take();
         if let Some((parent, name)) = hidden {
             let _ = self.call(MetaOp::Unlink { parent, name, creds: Credentials::root() }).await;
         }
@@ -619,7 +663,8 @@ impl Core {
                     !wb.buffer.is_empty() || !*wb.last.borrow()
                 };
                 if dirty {
-                    self.flush_file(file).await?;
+                    // Write back first (the cluster then has every byte); a failure stays for close.
+                    self.write_back_and_wait(file).await;
                 }
                 file.generation.load(Ordering::Relaxed)
             }

@@ -220,6 +220,7 @@ fn serve(req: &MountRequest, mountpoint: &Path, background_child: bool) -> Resul
         path: mountpoint.display().to_string(),
         message: format!("mount failed: {e} (mounting needs root or fusermount3 from fuse3)"),
     })?;
+    let _ = core.notifier.set(session.notifier());
     let pid_path = pid_file(mountpoint);
     let _ = std::fs::write(&pid_path, format!("{}\n", std::process::id()));
     // The kernel sets the mount's readahead at the init handshake (only ever lowering it): raise it
