@@ -66,6 +66,8 @@ const SEEN_MAX: usize = 1 << 16;
 pub const READDIR_PAGE: u32 = 512;
 /// The first readahead window of a sequential reader.
 const READAHEAD_MIN_BYTES: u64 = 2 * 1024 * 1024;
+/// How long a writer waits for buffer room before it writes back every file's buffer again.
+const BUDGET_WAIT: Duration = Duration::from_secs(1);
 /// How long a statfs answer is reused.
 const STATFS_REUSE: Duration = Duration::from_secs(2);
 
@@ -133,6 +135,47 @@ struct ReadAhead {
     prefetch: Option<(u64, Prefetch)>,
 }
 
+/// What the kernel asked of the mount (logged at unmount).
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub reads: AtomicU64,
+    pub read_bytes: AtomicU64,
+    pub read_request_max_bytes: AtomicU64,
+    pub writes: AtomicU64,
+    pub write_bytes: AtomicU64,
+    pub write_request_max_bytes: AtomicU64,
+    pub write_backs: AtomicU64,
+}
+
+impl Counters {
+    fn read(&self, bytes: u64) {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        self.read_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.read_request_max_bytes.fetch_max(bytes, Ordering::Relaxed);
+    }
+
+    fn write(&self, bytes: u64) {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        self.write_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.write_request_max_bytes.fetch_max(bytes, Ordering::Relaxed);
+    }
+
+    /// One line for the log.
+    pub fn summary(&self) -> String {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        format!(
+            "reads={} read_bytes={} largest_read={} writes={} write_bytes={} largest_write={} write_backs={}",
+            get(&self.reads),
+            get(&self.read_bytes),
+            get(&self.read_request_max_bytes),
+            get(&self.writes),
+            get(&self.write_bytes),
+            get(&self.write_request_max_bytes),
+            get(&self.write_backs)
+        )
+    }
+}
+
 /// The last page of a directory listing an open directory handle fetched (the kernel asks for a few
 /// kilobytes at a time; the cluster answers [`READDIR_PAGE`] entries).
 #[derive(Debug, Default)]
@@ -160,6 +203,7 @@ pub struct Core {
     dirs: Mutex<BTreeMap<u64, Arc<tokio::sync::Mutex<DirPage>>>>,
     budget: Arc<Semaphore>,
     statfs: Mutex<Option<(Instant, Statfs)>>,
+    pub counters: Counters,
     /// Tells the kernel to drop what it cached (set once the session exists).
     pub notifier: std::sync::OnceLock<fuser::Notifier>,
 }
@@ -235,6 +279,7 @@ impl Core {
             budget: Arc::new(Semaphore::new(settings.buffer_max_bytes as usize)),
             statfs: Mutex::new(None),
             notifier: std::sync::OnceLock::new(),
+            counters: Counters::default(),
         }
     }
 
@@ -491,14 +536,22 @@ impl Core {
     /// Buffers a write; whole stripes are written back in the background once enough is buffered.
     pub async fn write(&self, ino: InodeId, offset: u64, data: &[u8], creds: Credentials) -> Result<u32, Fail> {
         let len = u32::try_from(data.len()).map_err(|_| Fail(libc::EINVAL))?;
+        self.counters.write(data.len() as u64);
         if offset.checked_add(data.len() as u64).is_none_or(|end| end > tessera_meta::FILE_SIZE_MAX_BYTES) {
             return Err(Fail(libc::EFBIG));
         }
-        if self.budget.available_permits() < data.len() {
-            self.flush_everything_in_background().await;
+        // Wait for room in the mount's buffer budget; while waiting, write back every file's buffer (what
+        // is buffered but not yet in flight only leaves the budget by being written back).
+        loop {
+            if self.budget.available_permits() < data.len() {
+                self.flush_everything_in_background().await;
+            }
+            let wait = self.budget.clone().acquire_many_owned(len.max(1));
+            if let Ok(permits) = tokio::time::timeout(BUDGET_WAIT, wait).await {
+                permits.expect("never closed").forget();
+                break;
+            }
         }
-        let permits = self.budget.clone().acquire_many_owned(len.max(1)).await.expect("never closed");
-        permits.forget();
         let file = self.file_or_new(ino);
         let mut wb = file.wb.lock().await;
         if let Some(errno) = wb.error.take() {
@@ -524,6 +577,7 @@ impl Core {
 
     /// Starts writing `runs` back, after the file's previous write-back.
     fn start_write_back(&self, file: &Arc<FileState>, wb: &mut WriteBack, runs: Vec<(u64, Vec<u8>)>) {
+        self.counters.write_backs.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = watch::channel(false);
         let previous = std::mem::replace(&mut wb.last, rx);
         let pool = self.pool.clone();
@@ -655,6 +709,7 @@ impl Core {
 
     /// Reads `[offset, offset + size)` through handle `fh`, with readahead when reads are sequential.
     pub async fn read(&self, ino: InodeId, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>, Fail> {
+        self.counters.read(u64::from(size));
         let file = self.file(ino);
         let generation = match &file {
             Some(file) => {

@@ -30,6 +30,8 @@ const READY_LINE: &str = "tessera-mount-ready";
 const BACKGROUND_READY_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long `tessera unmount` waits for the serving process to exit.
 const SERVER_EXIT_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often the pool's clients learn which nodes are dead.
+const LIVE_NODES_REFRESH: Duration = Duration::from_secs(5);
 /// Most busy processes an unmount error names.
 const BUSY_LIST_MAX: usize = 10;
 /// How our mounts' source starts in /proc/mounts (`tessera:FS`; the type is `fuse`).
@@ -204,6 +206,7 @@ fn serve(req: &MountRequest, mountpoint: &Path, background_child: bool) -> Resul
     let attr_timeout = Duration::from_millis(req.attr_timeout_ms);
     let core = runtime.block_on(async {
         let pool = pool::Pool::connect(&req.source, &req.fs, req.workers).await?;
+        pool.refresh_live_nodes_every(LIVE_NODES_REFRESH);
         let root = pool.get().await.data_client().meta().root();
         Ok::<_, CliError>(Arc::new(core::Core::new(pool, root, attr_timeout).await))
     })?;
@@ -269,7 +272,7 @@ fn serve(req: &MountRequest, mountpoint: &Path, background_child: bool) -> Resul
     let _ = std::fs::remove_file(&pid_path);
     drop(session);
     runtime.shutdown_timeout(Duration::from_secs(5));
-    tracing::info!(mountpoint = %mountpoint.display(), "unmounted");
+    tracing::info!(mountpoint = %mountpoint.display(), "unmounted: {}", core.counters.summary());
     served.map_err(|e| local("serving the mount", e))?;
     if failed > 0 {
         return Err(CliError::Failed {

@@ -54,6 +54,22 @@ impl Pool {
         Ok(Pool { idle: Arc::new(Mutex::new(clients)), permits: Arc::new(Semaphore::new(workers)) })
     }
 
+    /// Every `period`, each client in turn asks a node which nodes are dead and stops placing new stripes
+    /// on them (a stripe placed on a dead node waits for timeouts before it is written elsewhere).
+    pub fn refresh_live_nodes_every(&self, period: std::time::Duration) -> tokio::task::JoinHandle<()> {
+        let pool = self.clone();
+        let workers = self.permits.available_permits();
+        tokio::spawn(async move {
+            loop {
+                for _ in 0..workers {
+                    tokio::time::sleep(period / workers as u32).await;
+                    let mut w = pool.get().await;
+                    w.refresh_live_nodes().await;
+                }
+            }
+        })
+    }
+
     /// A client, waiting for one to be free.
     pub async fn get(&self) -> Worker {
         let permit = self.permits.clone().acquire_owned().await.expect("the pool's semaphore is never closed");
