@@ -486,6 +486,9 @@ impl fuser::Filesystem for TesseraFs {
             return reply.error(libc::EINVAL);
         }
         let name = with_name!(name, reply);
+        if kernel_namespace(&name) {
+            return reply.error(libc::EOPNOTSUPP);
+        }
         let (core, creds) = (self.core.clone(), self.creds(req));
         let ino = core.map.from_kernel(ino);
         let value = value.to_vec();
@@ -499,6 +502,9 @@ impl fuser::Filesystem for TesseraFs {
 
     fn getxattr(&mut self, req: &Request<'_>, ino: u64, name: &OsStr, size: u32, reply: ReplyXattr) {
         let name = with_name!(name, reply);
+        if kernel_namespace(&name) {
+            return reply.error(libc::ENODATA);
+        }
         let (core, creds) = (self.core.clone(), self.creds(req));
         let ino = core.map.from_kernel(ino);
         self.rt.spawn(async move {
@@ -522,6 +528,9 @@ impl fuser::Filesystem for TesseraFs {
 
     fn removexattr(&mut self, req: &Request<'_>, ino: u64, name: &OsStr, reply: ReplyEmpty) {
         let name = with_name!(name, reply);
+        if kernel_namespace(&name) {
+            return reply.error(libc::ENODATA);
+        }
         let (core, creds) = (self.core.clone(), self.creds(req));
         let ino = core.map.from_kernel(ino);
         self.rt.spawn(async move {
@@ -579,6 +588,13 @@ impl fuser::Filesystem for TesseraFs {
             }
         });
     }
+}
+
+/// `security.*` and `system.*` attributes (file capabilities, security labels, POSIX ACLs) are not
+/// stored: the kernel asks for `security.capability` before every write to a file, and answering that
+/// locally saves a cluster round trip per write. `user.*` and `trusted.*` are stored.
+fn kernel_namespace(name: &str) -> bool {
+    name.starts_with("security.") || name.starts_with("system.")
 }
 
 /// getxattr/listxattr's two-step protocol: size 0 asks for the length, else the value if it fits.
