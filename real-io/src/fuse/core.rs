@@ -458,6 +458,13 @@ impl Core {
 
     /// chmod, chown, utimens and truncate. A size change first writes back what is buffered.
     pub async fn setattr(&self, ino: InodeId, set: SetAttr, creds: Credentials) -> Result<(Attr, u64), Fail> {
+        // Bytes written before this call must be committed first: their commit stamps mtime, which
+        // would otherwise overwrite a time set here (`tar -x` and `cp -p` set times before close).
+        if set.size.is_none()
+            && let Some(file) = self.file(ino)
+        {
+            self.write_back_and_wait(&file).await;
+        }
         if let Some(size) = set.size {
             if let Some(file) = self.file(ino) {
                 self.flush_file(&file).await?;
