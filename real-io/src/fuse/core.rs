@@ -26,6 +26,7 @@ use tokio::sync::{Semaphore, watch};
 
 use super::convert::{Fail, InoMap};
 use super::pool::Pool;
+use super::readahead::{Plan, ReadAhead};
 use super::writeback::Extents;
 
 /// How the mount caches and batches.
@@ -64,8 +65,6 @@ impl Settings {
 const SEEN_MAX: usize = 1 << 16;
 /// Entries asked of the cluster per readdir call.
 pub const READDIR_PAGE: u32 = 512;
-/// The first readahead window of a sequential reader.
-const READAHEAD_MIN_BYTES: u64 = 2 * 1024 * 1024;
 /// How long a writer waits for buffer room before it writes back every file's buffer again.
 const BUDGET_WAIT: Duration = Duration::from_secs(1);
 /// How long a statfs answer is reused.
@@ -117,22 +116,7 @@ struct WriteBack {
 #[derive(Debug)]
 struct Handle {
     ino: InodeId,
-    readahead: tokio::sync::Mutex<ReadAhead>,
-}
-
-/// A window being read ahead in the background.
-type Prefetch = tokio::task::JoinHandle<Result<Vec<u8>, Fail>>;
-
-#[derive(Debug, Default)]
-struct ReadAhead {
-    generation: u64,
-    /// Bytes read from `start`.
-    start: u64,
-    data: Arc<Vec<u8>>,
-    /// End of the last read served (for sequential detection).
-    last_end: u64,
-    window: u64,
-    prefetch: Option<(u64, Prefetch)>,
+    readahead: Mutex<ReadAhead>,
 }
 
 /// What the kernel asked of the mount (logged at unmount).
@@ -145,6 +129,8 @@ pub struct Counters {
     pub write_bytes: AtomicU64,
     pub write_request_max_bytes: AtomicU64,
     pub write_backs: AtomicU64,
+    /// Cluster reads: whole blocks (readahead) and direct ranges.
+    pub cluster_reads: AtomicU64,
 }
 
 impl Counters {
@@ -164,14 +150,16 @@ impl Counters {
     pub fn summary(&self) -> String {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         format!(
-            "reads={} read_bytes={} largest_read={} writes={} write_bytes={} largest_write={} write_backs={}",
+            "reads={} read_bytes={} largest_read={} writes={} write_bytes={} largest_write={} write_backs={} \
+             cluster_reads={}",
             get(&self.reads),
             get(&self.read_bytes),
             get(&self.read_request_max_bytes),
             get(&self.writes),
             get(&self.write_bytes),
             get(&self.write_request_max_bytes),
-            get(&self.write_backs)
+            get(&self.write_backs),
+            get(&self.cluster_reads)
         )
     }
 }
@@ -521,7 +509,7 @@ impl Core {
     fn new_handle(&self, ino: InodeId) -> (Arc<FileState>, u64) {
         let file = self.file_state(ino, true);
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        let handle = Arc::new(Handle { ino, readahead: tokio::sync::Mutex::new(ReadAhead::default()) });
+        let handle = Arc::new(Handle { ino, readahead: Mutex::new(ReadAhead::default()) });
         self.handles.lock().expect("handles lock").insert(fh, handle);
         (file, fh)
     }
@@ -736,55 +724,49 @@ impl Core {
         let Some(handle) = handle.filter(|h| h.ino == ino) else {
             return self.read_direct(ino, offset, u64::from(size)).await;
         };
-        let mut ra = handle.readahead.lock().await;
-        if ra.generation != generation {
-            if let Some((_, task)) = ra.prefetch.take() {
-                task.abort();
-            }
-            *ra = ReadAhead { generation, ..ReadAhead::default() };
-        }
         let size = u64::from(size);
+        if size == 0 {
+            return Ok(Vec::new());
+        }
         let end = offset + size;
-        let covered = |ra: &ReadAhead| offset >= ra.start && end <= ra.start + ra.data.len() as u64;
-        if !covered(&ra)
-            && let Some((start, task)) = ra.prefetch.take()
-        {
-            if start <= offset && offset < start + ra.window {
-                if let Ok(Ok(bytes)) = task.await {
-                    ra.start = start;
-                    ra.data = Arc::new(bytes);
-                }
-            } else {
-                task.abort();
+        let block_bytes = self.read_piece_bytes();
+        let window_max = (self.settings.readahead_max_bytes / block_bytes).max(1);
+        let fetch = |b: u64| {
+            self.counters.cluster_reads.fetch_add(1, Ordering::Relaxed);
+            let pool = self.pool.clone();
+            let task = tokio::spawn(async move {
+                let mut w = pool.get().await;
+                w.data_client().read(ino, b * block_bytes, block_bytes).await.map(Arc::new).map_err(Fail::from)
+            });
+            let joined: futures::future::BoxFuture<'static, Result<Arc<Vec<u8>>, Fail>> =
+                Box::pin(async move { task.await.unwrap_or(Err(Fail(libc::EIO))) });
+            futures::FutureExt::shared(joined)
+        };
+        let plan = {
+            let mut ra = handle.readahead.lock().expect("readahead lock");
+            ra.check_generation(generation);
+            ra.plan(offset, end, block_bytes, window_max, fetch)
+        };
+        let (first, blocks, sequential) = match plan {
+            Plan::Direct => return self.read_direct(ino, offset, size).await,
+            Plan::Blocks { first, blocks, sequential } => (first, blocks, sequential),
+        };
+        let mut out = Vec::with_capacity(size as usize);
+        let mut last_full = false;
+        for (i, block) in blocks.into_iter().enumerate() {
+            let bytes = block.await?;
+            let start = (first + i as u64) * block_bytes;
+            let from = offset.saturating_sub(start).min(bytes.len() as u64) as usize;
+            let to = (end - start).min(bytes.len() as u64) as usize;
+            out.extend_from_slice(&bytes[from..to]);
+            last_full = bytes.len() as u64 == block_bytes;
+            if !last_full {
+                break; // the end of the file
             }
         }
-        if !covered(&ra) {
-            // Sequential: near where the last read ended (the kernel's readahead requests may arrive out
-            // of order).
-            let near = ra.window.max(self.settings.readahead_max_bytes);
-            let sequential = offset + near >= ra.last_end && offset <= ra.last_end + near && ra.last_end > 0;
-            ra.window = if sequential {
-                (ra.window * 2).clamp(READAHEAD_MIN_BYTES, self.settings.readahead_max_bytes)
-            } else {
-                0
-            };
-            let want = size.max(ra.window);
-            let bytes = read_parallel(&self.pool, self.read_piece_bytes(), ino, offset, want).await?;
-            ra.start = offset;
-            ra.data = Arc::new(bytes);
-        }
-        ra.last_end = end;
-        let from = (offset - ra.start).min(ra.data.len() as u64) as usize;
-        let to = (end - ra.start).min(ra.data.len() as u64) as usize;
-        let out = ra.data[from..to].to_vec();
-        // A sequential reader always has the next window on its way (unless this one ended the file).
-        let buffered_end = ra.start + ra.data.len() as u64;
-        let full = ra.data.len() as u64 >= ra.window;
-        if ra.window > 0 && full && ra.prefetch.is_none() {
-            let pool = self.pool.clone();
-            let (window, piece) = (ra.window, self.read_piece_bytes());
-            let task = tokio::spawn(async move { read_parallel(&pool, piece, ino, buffered_end, window).await });
-            ra.prefetch = Some((buffered_end, task));
+        if sequential && last_full {
+            let last = (end - 1) / block_bytes;
+            handle.readahead.lock().expect("readahead lock").read_ahead(last, fetch);
         }
         Ok(out)
     }
@@ -795,6 +777,7 @@ impl Core {
     }
 
     async fn read_direct(&self, ino: InodeId, offset: u64, len: u64) -> Result<Vec<u8>, Fail> {
+        self.counters.cluster_reads.fetch_add(len.div_ceil(self.read_piece_bytes()), Ordering::Relaxed);
         read_parallel(&self.pool, self.read_piece_bytes(), ino, offset, len).await
     }
 

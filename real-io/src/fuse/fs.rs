@@ -100,6 +100,40 @@ macro_rules! with_name {
     };
 }
 
+/// A reply that can carry an errno.
+trait Fails: Send + 'static {
+    fn fail(self, errno: i32);
+}
+
+macro_rules! fails {
+    ($($reply:ty),*) => {
+        $(impl Fails for $reply {
+            fn fail(self, errno: i32) {
+                self.error(errno)
+            }
+        })*
+    };
+}
+
+fails!(ReplyAttr, ReplyCreate, ReplyData, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyWrite, ReplyXattr);
+
+impl TesseraFs {
+    /// Runs `op` as a task and answers the kernel with `ok` of its value, or with its errno.
+    fn run<R: Fails, T: Send + 'static>(
+        &self,
+        reply: R,
+        op: impl std::future::Future<Output = Result<T, Fail>> + Send + 'static,
+        ok: impl FnOnce(R, T) + Send + 'static,
+    ) {
+        self.rt.spawn(async move {
+            match op.await {
+                Ok(value) => ok(reply, value),
+                Err(Fail(errno)) => reply.fail(errno),
+            }
+        });
+    }
+}
+
 impl fuser::Filesystem for TesseraFs {
     fn init(&mut self, _req: &Request<'_>, config: &mut KernelConfig) -> Result<(), libc::c_int> {
         let _ = config.set_max_write(REQUEST_MAX_BYTES);
@@ -124,22 +158,18 @@ impl fuser::Filesystem for TesseraFs {
         let name = with_name!(name, reply);
         let (core, creds, ttl) = (self.core.clone(), self.creds(req), self.ttl());
         let parent = core.map.from_kernel(parent);
-        self.rt.spawn(async move {
-            match core.lookup(parent, name, creds).await {
-                Ok((attr, size)) => reply.entry(&ttl, &convert::file_attr(core.map, &attr, size), 0),
-                Err(Fail(e)) => reply.error(e),
-            }
+        let map = core.map;
+        self.run(reply, async move { core.lookup(parent, name, creds).await }, move |reply, (attr, size)| {
+            reply.entry(&ttl, &convert::file_attr(map, &attr, size), 0)
         });
     }
 
     fn getattr(&mut self, _req: &Request<'_>, ino: u64, _fh: Option<u64>, reply: ReplyAttr) {
         let (core, ttl) = (self.core.clone(), self.ttl());
         let ino = core.map.from_kernel(ino);
-        self.rt.spawn(async move {
-            match core.getattr(ino).await {
-                Ok((attr, size)) => reply.attr(&ttl, &convert::file_attr(core.map, &attr, size)),
-                Err(Fail(e)) => reply.error(e),
-            }
+        let map = core.map;
+        self.run(reply, async move { core.getattr(ino).await }, move |reply, (attr, size)| {
+            reply.attr(&ttl, &convert::file_attr(map, &attr, size))
         });
     }
 
@@ -171,23 +201,16 @@ impl fuser::Filesystem for TesseraFs {
             atime: atime.map(Core::set_time),
             mtime: mtime.map(Core::set_time),
         };
-        self.rt.spawn(async move {
-            match core.setattr(ino, set, creds).await {
-                Ok((attr, size)) => reply.attr(&ttl, &convert::file_attr(core.map, &attr, size)),
-                Err(Fail(e)) => reply.error(e),
-            }
+        let map = core.map;
+        self.run(reply, async move { core.setattr(ino, set, creds).await }, move |reply, (attr, size)| {
+            reply.attr(&ttl, &convert::file_attr(map, &attr, size))
         });
     }
 
     fn readlink(&mut self, _req: &Request<'_>, ino: u64, reply: ReplyData) {
         let core = self.core.clone();
         let ino = core.map.from_kernel(ino);
-        self.rt.spawn(async move {
-            match core.readlink(ino).await {
-                Ok(target) => reply.data(target.as_bytes()),
-                Err(Fail(e)) => reply.error(e),
-            }
-        });
+        self.run(reply, async move { core.readlink(ino).await }, move |reply, target| reply.data(target.as_bytes()));
     }
 
     fn mknod(
@@ -205,12 +228,12 @@ impl fuser::Filesystem for TesseraFs {
         let (core, creds, ttl) = (self.core.clone(), self.creds(req), self.ttl());
         let parent = core.map.from_kernel(parent);
         let perm = mode & !umask & tessera_meta::MODE_MASK;
-        self.rt.spawn(async move {
-            match core.mknod(parent, name, perm, kind, u64::from(rdev), creds).await {
-                Ok(attr) => reply.entry(&ttl, &convert::file_attr(core.map, &attr, attr.size), 0),
-                Err(Fail(e)) => reply.error(e),
-            }
-        });
+        let map = core.map;
+        self.run(
+            reply,
+            async move { core.mknod(parent, name, perm, kind, u64::from(rdev), creds).await },
+            move |reply, attr| reply.entry(&ttl, &convert::file_attr(map, &attr, attr.size), 0),
+        );
     }
 
     fn mkdir(&mut self, req: &Request<'_>, parent: u64, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
@@ -218,11 +241,9 @@ impl fuser::Filesystem for TesseraFs {
         let (core, creds, ttl) = (self.core.clone(), self.creds(req), self.ttl());
         let parent = core.map.from_kernel(parent);
         let perm = mode & !umask & tessera_meta::MODE_MASK;
-        self.rt.spawn(async move {
-            match core.mkdir(parent, name, perm, creds).await {
-                Ok(attr) => reply.entry(&ttl, &convert::file_attr(core.map, &attr, attr.size), 0),
-                Err(Fail(e)) => reply.error(e),
-            }
+        let map = core.map;
+        self.run(reply, async move { core.mkdir(parent, name, perm, creds).await }, move |reply, attr| {
+            reply.entry(&ttl, &convert::file_attr(map, &attr, attr.size), 0)
         });
     }
 
@@ -230,24 +251,14 @@ impl fuser::Filesystem for TesseraFs {
         let name = with_name!(name, reply);
         let (core, creds) = (self.core.clone(), self.creds(req));
         let parent = core.map.from_kernel(parent);
-        self.rt.spawn(async move {
-            match core.unlink(parent, name, creds).await {
-                Ok(()) => reply.ok(),
-                Err(Fail(e)) => reply.error(e),
-            }
-        });
+        self.run(reply, async move { core.unlink(parent, name, creds).await }, move |reply, ()| reply.ok());
     }
 
     fn rmdir(&mut self, req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEmpty) {
         let name = with_name!(name, reply);
         let (core, creds) = (self.core.clone(), self.creds(req));
         let parent = core.map.from_kernel(parent);
-        self.rt.spawn(async move {
-            match core.rmdir(parent, name, creds).await {
-                Ok(()) => reply.ok(),
-                Err(Fail(e)) => reply.error(e),
-            }
-        });
+        self.run(reply, async move { core.rmdir(parent, name, creds).await }, move |reply, ()| reply.ok());
     }
 
     fn symlink(
@@ -262,11 +273,9 @@ impl fuser::Filesystem for TesseraFs {
         let Some(target) = target.to_str().map(str::to_string) else { return reply.error(libc::EINVAL) };
         let (core, creds, ttl) = (self.core.clone(), self.creds(req), self.ttl());
         let parent = core.map.from_kernel(parent);
-        self.rt.spawn(async move {
-            match core.symlink(parent, name, target, creds).await {
-                Ok(attr) => reply.entry(&ttl, &convert::file_attr(core.map, &attr, attr.size), 0),
-                Err(Fail(e)) => reply.error(e),
-            }
+        let map = core.map;
+        self.run(reply, async move { core.symlink(parent, name, target, creds).await }, move |reply, attr| {
+            reply.entry(&ttl, &convert::file_attr(map, &attr, attr.size), 0)
         });
     }
 
@@ -289,11 +298,8 @@ impl fuser::Filesystem for TesseraFs {
         let newname = with_name!(newname, reply);
         let (core, creds) = (self.core.clone(), self.creds(req));
         let (parent, newparent) = (core.map.from_kernel(parent), core.map.from_kernel(newparent));
-        self.rt.spawn(async move {
-            match core.rename(parent, name, newparent, newname, creds).await {
-                Ok(()) => reply.ok(),
-                Err(Fail(e)) => reply.error(e),
-            }
+        self.run(reply, async move { core.rename(parent, name, newparent, newname, creds).await }, move |reply, ()| {
+            reply.ok()
         });
     }
 
@@ -301,22 +307,17 @@ impl fuser::Filesystem for TesseraFs {
         let name = with_name!(newname, reply);
         let (core, creds, ttl) = (self.core.clone(), self.creds(req), self.ttl());
         let (ino, newparent) = (core.map.from_kernel(ino), core.map.from_kernel(newparent));
-        self.rt.spawn(async move {
-            match core.link(ino, newparent, name, creds).await {
-                Ok(attr) => reply.entry(&ttl, &convert::file_attr(core.map, &attr, attr.size), 0),
-                Err(Fail(e)) => reply.error(e),
-            }
+        let map = core.map;
+        self.run(reply, async move { core.link(ino, newparent, name, creds).await }, move |reply, attr| {
+            reply.entry(&ttl, &convert::file_attr(map, &attr, attr.size), 0)
         });
     }
 
     fn open(&mut self, _req: &Request<'_>, ino: u64, _flags: i32, reply: ReplyOpen) {
         let core = self.core.clone();
         let ino = core.map.from_kernel(ino);
-        self.rt.spawn(async move {
-            match core.open(ino).await {
-                Ok((fh, keep)) => reply.opened(fh, if keep { fuser::consts::FOPEN_KEEP_CACHE } else { 0 }),
-                Err(Fail(e)) => reply.error(e),
-            }
+        self.run(reply, async move { core.open(ino).await }, move |reply, (fh, keep)| {
+            reply.opened(fh, if keep { fuser::consts::FOPEN_KEEP_CACHE } else { 0 })
         });
     }
 
@@ -334,12 +335,7 @@ impl fuser::Filesystem for TesseraFs {
         let Ok(offset) = u64::try_from(offset) else { return reply.error(libc::EINVAL) };
         let core = self.core.clone();
         let ino = core.map.from_kernel(ino);
-        self.rt.spawn(async move {
-            match core.read(ino, fh, offset, size).await {
-                Ok(bytes) => reply.data(&bytes),
-                Err(Fail(e)) => reply.error(e),
-            }
-        });
+        self.run(reply, async move { core.read(ino, fh, offset, size).await }, move |reply, bytes| reply.data(&bytes));
     }
 
     fn write(
@@ -358,23 +354,13 @@ impl fuser::Filesystem for TesseraFs {
         let (core, creds) = (self.core.clone(), self.creds(req));
         let ino = core.map.from_kernel(ino);
         let data = data.to_vec();
-        self.rt.spawn(async move {
-            match core.write(ino, offset, &data, creds).await {
-                Ok(n) => reply.written(n),
-                Err(Fail(e)) => reply.error(e),
-            }
-        });
+        self.run(reply, async move { core.write(ino, offset, &data, creds).await }, move |reply, n| reply.written(n));
     }
 
     fn flush(&mut self, _req: &Request<'_>, ino: u64, _fh: u64, _lock_owner: u64, reply: ReplyEmpty) {
         let core = self.core.clone();
         let ino = core.map.from_kernel(ino);
-        self.rt.spawn(async move {
-            match core.flush(ino).await {
-                Ok(()) => reply.ok(),
-                Err(Fail(e)) => reply.error(e),
-            }
-        });
+        self.run(reply, async move { core.flush(ino).await }, move |reply, ()| reply.ok());
     }
 
     fn release(
@@ -388,12 +374,7 @@ impl fuser::Filesystem for TesseraFs {
         reply: ReplyEmpty,
     ) {
         let core = self.core.clone();
-        self.rt.spawn(async move {
-            match core.release(fh).await {
-                Ok(()) => reply.ok(),
-                Err(Fail(e)) => reply.error(e),
-            }
-        });
+        self.run(reply, async move { core.release(fh).await }, move |reply, ()| reply.ok());
     }
 
     fn fsync(&mut self, _req: &Request<'_>, ino: u64, _fh: u64, _datasync: bool, reply: ReplyEmpty) {
@@ -492,11 +473,8 @@ impl fuser::Filesystem for TesseraFs {
         let (core, creds) = (self.core.clone(), self.creds(req));
         let ino = core.map.from_kernel(ino);
         let value = value.to_vec();
-        self.rt.spawn(async move {
-            match core.setxattr(ino, name, value, flags, creds).await {
-                Ok(()) => reply.ok(),
-                Err(Fail(e)) => reply.error(e),
-            }
+        self.run(reply, async move { core.setxattr(ino, name, value, flags, creds).await }, move |reply, ()| {
+            reply.ok()
         });
     }
 
@@ -507,22 +485,16 @@ impl fuser::Filesystem for TesseraFs {
         }
         let (core, creds) = (self.core.clone(), self.creds(req));
         let ino = core.map.from_kernel(ino);
-        self.rt.spawn(async move {
-            match core.getxattr(ino, name, creds).await {
-                Ok(value) => reply_xattr(reply, size, &value),
-                Err(Fail(e)) => reply.error(e),
-            }
+        self.run(reply, async move { core.getxattr(ino, name, creds).await }, move |reply, value| {
+            reply_xattr(reply, size, &value)
         });
     }
 
     fn listxattr(&mut self, req: &Request<'_>, ino: u64, size: u32, reply: ReplyXattr) {
         let (core, creds) = (self.core.clone(), self.creds(req));
         let ino = core.map.from_kernel(ino);
-        self.rt.spawn(async move {
-            match core.listxattr(ino, creds).await {
-                Ok(names) => reply_xattr(reply, size, &names),
-                Err(Fail(e)) => reply.error(e),
-            }
+        self.run(reply, async move { core.listxattr(ino, creds).await }, move |reply, names| {
+            reply_xattr(reply, size, &names)
         });
     }
 
@@ -533,12 +505,7 @@ impl fuser::Filesystem for TesseraFs {
         }
         let (core, creds) = (self.core.clone(), self.creds(req));
         let ino = core.map.from_kernel(ino);
-        self.rt.spawn(async move {
-            match core.removexattr(ino, name, creds).await {
-                Ok(()) => reply.ok(),
-                Err(Fail(e)) => reply.error(e),
-            }
-        });
+        self.run(reply, async move { core.removexattr(ino, name, creds).await }, move |reply, ()| reply.ok());
     }
 
     fn create(
@@ -558,11 +525,9 @@ impl fuser::Filesystem for TesseraFs {
         let (core, creds, ttl) = (self.core.clone(), self.creds(req), self.ttl());
         let parent = core.map.from_kernel(parent);
         let perm = mode & !umask & tessera_meta::MODE_MASK;
-        self.rt.spawn(async move {
-            match core.create(parent, name, perm, creds).await {
-                Ok((attr, fh)) => reply.created(&ttl, &convert::file_attr(core.map, &attr, attr.size), 0, fh, 0),
-                Err(Fail(e)) => reply.error(e),
-            }
+        let map = core.map;
+        self.run(reply, async move { core.create(parent, name, perm, creds).await }, move |reply, (attr, fh)| {
+            reply.created(&ttl, &convert::file_attr(map, &attr, attr.size), 0, fh, 0)
         });
     }
 
@@ -581,11 +546,8 @@ impl fuser::Filesystem for TesseraFs {
         };
         let (core, creds) = (self.core.clone(), self.creds(req));
         let ino = core.map.from_kernel(ino);
-        self.rt.spawn(async move {
-            match core.fallocate(ino, offset, length, mode, creds).await {
-                Ok(()) => reply.ok(),
-                Err(Fail(e)) => reply.error(e),
-            }
+        self.run(reply, async move { core.fallocate(ino, offset, length, mode, creds).await }, move |reply, ()| {
+            reply.ok()
         });
     }
 }

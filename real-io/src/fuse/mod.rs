@@ -3,13 +3,14 @@
 //!
 //! - [`core`]: the operations over a pool of cluster clients, with write-back and readahead.
 //! - [`fs`]: the kernel protocol (`fuser`), one tokio task per request.
-//! - [`writeback`]: a file's buffered bytes.
+//! - [`writeback`]: a file's buffered bytes; [`readahead`]: a handle's blocks read ahead.
 //! - this module: mounting (foreground or in the background), unmounting, finding who keeps a mount busy.
 
 pub mod convert;
 pub mod core;
 pub mod fs;
 pub mod pool;
+pub mod readahead;
 pub mod writeback;
 
 use std::io::{BufRead, BufReader};
@@ -270,7 +271,9 @@ fn serve(req: &MountRequest, mountpoint: &Path, background_child: bool) -> Resul
     let served = session.run();
     let failed = runtime.block_on(core.flush_all());
     let _ = std::fs::remove_file(&pid_path);
-    drop(session);
+    // The kernel has unmounted (that ended the session): dropping the session would unmount again and
+    // log a spurious EINVAL. The process exits next; the kernel reclaims the device descriptor.
+    std::mem::forget(session);
     runtime.shutdown_timeout(Duration::from_secs(5));
     tracing::info!(mountpoint = %mountpoint.display(), "unmounted: {}", core.counters.summary());
     served.map_err(|e| local("serving the mount", e))?;
