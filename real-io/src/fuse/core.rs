@@ -11,8 +11,9 @@
 //!   when the mount's buffer budget runs out. Write-backs of one file are committed in the order they
 //!   were started, so a later write always wins. A failed write-back is reported by the next `write`,
 //!   `flush` or `fsync` of the file (like NFS); the bytes it covered are not retried.
-//! - **Readahead.** A handle read sequentially reads ahead in a window that doubles up to
-//!   `readahead_max_bytes`, one window prefetched in the background.
+//! - **Readahead** ([`super::readahead`]): each handle sees the file as blocks fetched once and shared
+//!   by every request that needs them; a sequential reader gets a window of blocks fetched ahead that
+//!   doubles up to `readahead_max_bytes`. A random read smaller than a block is read directly.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -172,7 +173,6 @@ struct DirPage {
     after: u64,
     entries: Vec<DirEntry>,
     eof: bool,
-    fetched: bool,
 }
 
 /// The mount's shared state.
@@ -194,28 +194,6 @@ pub struct Core {
     pub counters: Counters,
     /// Tells the kernel to drop what it cached (set once the session exists).
     pub notifier: std::sync::OnceLock<fuser::Notifier>,
-}
-
-/// Reads `[offset, offset + len)` in pieces of `piece` bytes on several pooled clients at once; short
-/// at the end of the file.
-async fn read_parallel(pool: &Pool, piece: u64, ino: InodeId, offset: u64, len: u64) -> Result<Vec<u8>, Fail> {
-    let pieces: Vec<(u64, u64)> =
-        (0..len.div_ceil(piece)).map(|i| (offset + i * piece, piece.min(len - i * piece))).collect();
-    let results = futures::future::join_all(pieces.iter().map(|&(at, n)| async move {
-        let mut w = pool.get().await;
-        w.data_client().read(ino, at, n).await
-    }))
-    .await;
-    let mut out = Vec::with_capacity(len as usize);
-    for (result, &(_, n)) in results.into_iter().zip(&pieces) {
-        let bytes = result?;
-        let short = (bytes.len() as u64) < n;
-        out.extend_from_slice(&bytes);
-        if short {
-            break; // the end of the file
-        }
-    }
-    Ok(out)
 }
 
 /// Records `attr` as what the mount last saw of its file (bounded: the lowest id goes first).
@@ -329,17 +307,21 @@ impl Core {
         (attr, size)
     }
 
-    /// Fresh attributes (what the kernel then caches, remembered as seen).
-    pub async fn getattr(&self, ino: InodeId) -> Result<(Attr, u64), Fail> {
-        match self.call(MetaOp::GetAttr { ino }).await? {
-            MetaReply::Attr(attr) => {
-                if attr.kind == FileType::Regular {
-                    self.remember(&attr);
-                }
-                Ok(self.with_pending(attr).await)
-            }
+    /// The attributes an operation answers with `MetaReply::Attr`.
+    async fn attr(&self, op: MetaOp) -> Result<Attr, Fail> {
+        match self.call(op).await? {
+            MetaReply::Attr(attr) => Ok(attr),
             _ => Err(Fail(libc::EIO)),
         }
+    }
+
+    /// Fresh attributes (what the kernel then caches, remembered as seen).
+    pub async fn getattr(&self, ino: InodeId) -> Result<(Attr, u64), Fail> {
+        let attr = self.attr(MetaOp::GetAttr { ino }).await?;
+        if attr.kind == FileType::Regular {
+            self.remember(&attr);
+        }
+        Ok(self.with_pending(attr).await)
     }
 
     pub async fn lookup(&self, parent: InodeId, name: String, creds: Credentials) -> Result<(Attr, u64), Fail> {
@@ -448,17 +430,17 @@ impl Core {
     pub async fn setattr(&self, ino: InodeId, set: SetAttr, creds: Credentials) -> Result<(Attr, u64), Fail> {
         // Bytes written before this call must be committed first: their commit stamps mtime, which
         // would otherwise overwrite a time set here (`tar -x` and `cp -p` set times before close).
-        if set.size.is_none()
-            && let Some(file) = self.file(ino)
-        {
-            self.write_back_and_wait(&file).await;
-        }
-        if let Some(size) = set.size {
-            if let Some(file) = self.file(ino) {
+        // A truncate also reports a failed write-back, and drops the readahead of older bytes.
+        if let Some(file) = self.file(ino) {
+            if set.size.is_some() {
                 self.flush_file(&file).await?;
                 file.wb.lock().await.pending_end = 0;
                 file.generation.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.write_back_and_wait(&file).await;
             }
+        }
+        if let Some(size) = set.size {
             let mut w = self.pool.get().await;
             let attr = w.data_client().truncate(ino, size, &creds).await?;
             drop(w);
@@ -473,22 +455,15 @@ impl Core {
     }
 
     async fn setattr_meta(&self, ino: InodeId, set: SetAttr, creds: Credentials) -> Result<(Attr, u64), Fail> {
-        match self.call(MetaOp::SetAttr { ino, set, creds }).await? {
-            MetaReply::Attr(attr) => {
-                self.remember(&attr);
-                Ok(self.with_pending(attr).await)
-            }
-            _ => Err(Fail(libc::EIO)),
-        }
+        let attr = self.attr(MetaOp::SetAttr { ino, set, creds }).await?;
+        self.remember(&attr);
+        Ok(self.with_pending(attr).await)
     }
 
     /// Opens `ino`: fresh attributes from the cluster decide whether the kernel keeps its page cache.
     /// Returns the handle and whether to keep the cache.
     pub async fn open(&self, ino: InodeId) -> Result<(u64, bool), Fail> {
-        let attr = match self.call(MetaOp::GetAttr { ino }).await? {
-            MetaReply::Attr(attr) => attr,
-            _ => return Err(Fail(libc::EIO)),
-        };
+        let attr = self.attr(MetaOp::GetAttr { ino }).await?;
         let unchanged = self.seen.lock().expect("seen lock").get(&ino) == Some(&signature(&attr));
         self.remember(&attr);
         if !unchanged && let Some(notifier) = self.notifier.get() {
@@ -541,7 +516,7 @@ impl Core {
             if self.budget.available_permits() < data.len() {
                 self.flush_everything_in_background().await;
             }
-            let wait = self.budget.clone().acquire_many_owned(len.max(1));
+            let wait = self.budget.clone().acquire_many_owned(len);
             if let Ok(permits) = tokio::time::timeout(BUDGET_WAIT, wait).await {
                 permits.expect("never closed").forget();
                 break;
@@ -550,12 +525,12 @@ impl Core {
         let file = self.file_or_new(ino);
         let mut wb = file.wb.lock().await;
         if let Some(errno) = wb.error.take() {
-            self.budget.add_permits(len.max(1) as usize);
+            self.budget.add_permits(len as usize);
             return Err(Fail(errno));
         }
         let grew = wb.buffer.insert(offset, data);
         // Permits cover buffered bytes: give back what landed on bytes already buffered.
-        self.budget.add_permits(len.max(1) as usize - grew as usize);
+        self.budget.add_permits(len as usize - grew as usize);
         wb.creds = creds;
         wb.pending_end = wb.pending_end.max(offset + data.len() as u64);
         file.generation.fetch_add(1, Ordering::Relaxed);
@@ -633,10 +608,7 @@ impl Core {
     async fn write_back_and_wait(&self, file: &Arc<FileState>) {
         let last = {
             let mut wb = file.wb.lock().await;
-            if !wb.buffer.is_empty() {
-                let runs = wb.buffer.take_all();
-                self.start_write_back(file, &mut wb, runs);
-            }
+            self.write_back_all(file, &mut wb);
             wb.last.clone()
         };
         wait_done(last).await;
@@ -651,10 +623,15 @@ impl Core {
         let files: Vec<Arc<FileState>> = self.files.lock().expect("files lock").values().cloned().collect();
         for file in files {
             let mut wb = file.wb.lock().await;
-            if !wb.buffer.is_empty() {
-                let runs = wb.buffer.take_all();
-                self.start_write_back(&file, &mut wb, runs);
-            }
+            self.write_back_all(&file, &mut wb);
+        }
+    }
+
+    /// Starts writing back everything buffered for `file`.
+    fn write_back_all(&self, file: &Arc<FileState>, wb: &mut WriteBack) {
+        if !wb.buffer.is_empty() {
+            let runs = wb.buffer.take_all();
+            self.start_write_back(file, wb, runs);
         }
     }
 
@@ -771,14 +748,16 @@ impl Core {
         Ok(out)
     }
 
-    /// Bytes one pooled client reads of a larger read (whole stripes, at least 1 MiB).
+    /// A readahead block: whole stripes, at least 1 MiB.
     fn read_piece_bytes(&self) -> u64 {
         self.stripe_bytes.max(1024 * 1024)
     }
 
+    /// One cluster read of exactly the range (a kernel request is at most 1 MiB: never more than a block).
     async fn read_direct(&self, ino: InodeId, offset: u64, len: u64) -> Result<Vec<u8>, Fail> {
-        self.counters.cluster_reads.fetch_add(len.div_ceil(self.read_piece_bytes()), Ordering::Relaxed);
-        read_parallel(&self.pool, self.read_piece_bytes(), ino, offset, len).await
+        self.counters.cluster_reads.fetch_add(1, Ordering::Relaxed);
+        let mut w = self.pool.get().await;
+        Ok(w.data_client().read(ino, offset, len).await?)
     }
 
     pub fn opendir(&self) -> u64 {
@@ -803,21 +782,20 @@ impl Core {
         let page = self.dirs.lock().expect("dirs lock").get(&fh).cloned();
         let page = page.unwrap_or_default();
         let mut page = page.lock().await;
-        if page.fetched {
-            let from = if page.after == cookie {
-                Some(0)
-            } else {
-                page.entries.iter().position(|e| e.cookie == cookie).map(|i| i + 1)
-            };
-            if let Some(from) = from.filter(|&i| i < page.entries.len() || page.eof) {
-                return Ok((page.entries[from..].to_vec(), page.eof));
-            }
+        // A page never fetched is empty and not at its end: it covers nothing.
+        let from = if page.after == cookie {
+            Some(0)
+        } else {
+            page.entries.iter().position(|e| e.cookie == cookie).map(|i| i + 1)
+        };
+        if let Some(from) = from.filter(|&i| i < page.entries.len() || page.eof) {
+            return Ok((page.entries[from..].to_vec(), page.eof));
         }
         let (entries, eof) = match self.call(MetaOp::Readdir { dir, cookie, max_entries: READDIR_PAGE, creds }).await? {
             MetaReply::DirEntries { entries, eof } => (entries, eof),
             _ => return Err(Fail(libc::EIO)),
         };
-        *page = DirPage { after: cookie, entries: entries.clone(), eof, fetched: true };
+        *page = DirPage { after: cookie, entries: entries.clone(), eof };
         Ok((entries, eof))
     }
 

@@ -73,16 +73,37 @@ fn default_log(mountpoint: &Path) -> PathBuf {
     run_dir().join(format!("{}.log", key_of(mountpoint)))
 }
 
-/// The mount points of every FUSE mount of ours (`/proc/self/mountinfo`).
-pub fn tessera_mounts() -> Vec<PathBuf> {
+/// One line of `/proc/self/mountinfo`.
+struct MountLine {
+    /// `major:minor` of the mount's device (its `/sys/class/bdi` name).
+    device: String,
+    point: PathBuf,
+    fs_type: String,
+    source: String,
+}
+
+fn mountinfo() -> Vec<MountLine> {
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     info.lines()
         .filter_map(|line| {
             let fields: Vec<&str> = line.split(' ').collect();
             let sep = fields.iter().position(|f| *f == "-")?;
-            let (point, fs_type, source) = (fields.get(4)?, fields.get(sep + 1)?, fields.get(sep + 2)?);
-            (fs_type.starts_with("fuse") && source.starts_with(FS_NAME_PREFIX)).then(|| PathBuf::from(unescape(point)))
+            Some(MountLine {
+                device: fields.get(2)?.to_string(),
+                point: PathBuf::from(unescape(fields.get(4)?)),
+                fs_type: fields.get(sep + 1)?.to_string(),
+                source: fields.get(sep + 2)?.to_string(),
+            })
         })
+        .collect()
+}
+
+/// The mount points of every FUSE mount of ours.
+pub fn tessera_mounts() -> Vec<PathBuf> {
+    mountinfo()
+        .into_iter()
+        .filter(|m| m.fs_type.starts_with("fuse") && m.source.starts_with(FS_NAME_PREFIX))
+        .map(|m| m.point)
         .collect()
 }
 
@@ -139,16 +160,14 @@ pub fn mount(req: MountRequest) -> Result<(), CliError> {
     }
     std::fs::create_dir_all(run_dir()).map_err(|e| local(format!("cannot create {}", run_dir().display()), e))?;
     let log = req.log_file.clone().unwrap_or_else(|| default_log(&mountpoint));
-    if req.background && std::env::var_os(BACKGROUND_CHILD_ENV).is_none() {
+    let child = std::env::var_os(BACKGROUND_CHILD_ENV).is_some();
+    if req.background && !child {
         return start_in_background(&req, &mountpoint, &log);
     }
-    let child = std::env::var_os(BACKGROUND_CHILD_ENV).is_some();
-    if !child {
-        // In the foreground the log goes to the terminal.
-        let _ = crate::observe::init_logging("warn,tessera_real_io=info", req.log_file.as_deref());
-    } else {
-        let _ = crate::observe::init_logging("warn,tessera_real_io=info", None);
-    }
+    // In the foreground the log goes to the terminal (or --log-file); a background child's stderr is
+    // its log file already.
+    let _ =
+        crate::observe::init_logging("warn,tessera_real_io=info", if child { None } else { req.log_file.as_deref() });
     serve(&req, &mountpoint, child)
 }
 
@@ -289,17 +308,12 @@ fn serve(req: &MountRequest, mountpoint: &Path, background_child: bool) -> Resul
 /// Asks the kernel for a larger readahead on this mount (its backing device's `read_ahead_kb`), so
 /// sequential reads arrive as 1 MiB requests; best effort.
 fn raise_kernel_readahead(mountpoint: &Path) {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let wanted = mountpoint.to_string_lossy();
-    for line in info.lines() {
-        let fields: Vec<&str> = line.split(' ').collect();
-        if fields.len() > 4 && unescape(fields[4]) == wanted {
-            let bdi = Path::new("/sys/class/bdi").join(fields[2]).join("read_ahead_kb");
-            let kb = fs::KERNEL_READAHEAD_BYTES / 1024;
-            match std::fs::write(&bdi, kb.to_string()) {
-                Ok(()) => tracing::info!(read_ahead_kb = kb, "kernel readahead raised"),
-                Err(e) => tracing::warn!(path = %bdi.display(), "cannot raise the kernel readahead: {e}"),
-            }
+    for m in mountinfo().into_iter().filter(|m| m.point == mountpoint) {
+        let bdi = Path::new("/sys/class/bdi").join(&m.device).join("read_ahead_kb");
+        let kb = fs::KERNEL_READAHEAD_BYTES / 1024;
+        match std::fs::write(&bdi, kb.to_string()) {
+            Ok(()) => tracing::info!(read_ahead_kb = kb, "kernel readahead raised"),
+            Err(e) => tracing::warn!(path = %bdi.display(), "cannot raise the kernel readahead: {e}"),
         }
     }
 }
